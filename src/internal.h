@@ -1,0 +1,172 @@
+/* Internal declarations shared by the validation layer, the op drivers and the CPU kernels. */
+#ifndef NLL_INTERNAL_H
+#define NLL_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "nll.h"
+
+#define NLL_MESSAGE_MAX 1536
+
+struct nll_context {
+    int threads;
+    char message[NLL_MESSAGE_MAX];
+    nll_error_detail detail;
+};
+
+/* One public call in progress: where errors go and which function they name. */
+typedef struct nll_call {
+    nll_context *ctx;
+    const char *function;
+} nll_call;
+
+/* ---- dtypes ----------------------------------------------------------------------------- */
+
+/* The floating types an input may have; also the kernel instantiation index. */
+typedef enum nll_float_kind {
+    NLL_KIND_F64 = 0,
+    NLL_KIND_F32 = 1,
+    NLL_KIND_F16 = 2,
+    NLL_KIND_BF16 = 3,
+    NLL_KIND_COUNT = 4,
+    NLL_KIND_NONE = -1
+} nll_float_kind;
+
+#ifndef NLL_DLPACK_BOOL
+#define NLL_DLPACK_BOOL 6 /* kDLBool in DLPack >= 0.8; absent from older headers */
+#endif
+
+nll_float_kind nll_float_kind_of(DLDataType dtype);
+int nll_dtype_is_integer(DLDataType dtype);
+/* "float32", "int64", "bool", ...; a static string, or "unknown" */
+const char *nll_dtype_name(DLDataType dtype);
+
+/* ---- tensor views ------------------------------------------------------------------------- */
+
+/* A checked DLTensor: strides filled in (in elements), data already advanced by byte_offset. */
+typedef struct nll_view {
+    const char *name;
+    int present;
+    char *data;
+    DLDataType dtype;
+    DLDevice device;
+    int ndim;
+    int64_t shape[NLL_MAX_DIMS];
+    int64_t strides[NLL_MAX_DIMS];
+    int64_t numel;
+    int64_t item_size;
+    /* Byte range [lo, hi) that the elements span, for overlap checks (lo == hi when empty). */
+    uintptr_t lo, hi;
+} nll_view;
+
+/* Checks a DLTensor's structure (NULL, rank, sizes, dtype lanes, device, NULL data, overflow)
+ * and fills *view. tensor may be NULL when optional (view->present = 0). */
+nll_status nll_view_make(const nll_call *call, const char *name, const DLTensor *tensor,
+                         int optional, nll_view *view);
+/* Element pointer for a multi-index-free flat row-major position (slow; for messages). */
+char *nll_view_element(const nll_view *view, int64_t flat);
+/* "(3, 5)" into buf */
+const char *nll_format_shape(char *buf, size_t size, const int64_t *shape, int ndim);
+/* "target[5] (index [1, 2])" into buf; also fills the error detail's index when detail != 0 */
+const char *nll_format_position(char *buf, size_t size, const nll_view *view, int64_t flat,
+                                nll_error_detail *detail);
+int nll_views_overlap(const nll_view *a, const nll_view *b);
+int nll_views_identical(const nll_view *a, const nll_view *b);
+
+/* Reads an element as double (floating and integer dtypes, bool). */
+double nll_load_as_double(const char *p, DLDataType dtype);
+/* Reads a class index; floating values are converted (they were checked whole beforehand)
+ * and out-of-int64 values saturate. */
+typedef int64_t (*nll_index_loader)(const char *p);
+nll_index_loader nll_index_loader_for(DLDataType dtype);
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+/* Records an error (status, tensor name, message "function: ...") and returns status. */
+nll_status nll_fail(const nll_call *call, nll_status status, const char *tensor,
+                    const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Adds an element position, value and count to the error just recorded. */
+void nll_fail_position(const nll_call *call, const nll_view *view, int64_t flat, double value,
+                       int64_t count);
+void nll_clear_error(nll_context *ctx);
+
+/* ---- iteration over every index but one axis ------------------------------------------------ */
+
+#define NLL_ITER_SLOTS 5
+
+/* Walks the positions of a shape in row-major order, keeping each slot's element offset. */
+typedef struct nll_iter {
+    int ndim;
+    int64_t shape[NLL_MAX_DIMS];
+    int64_t index[NLL_MAX_DIMS];
+    int64_t strides[NLL_ITER_SLOTS][NLL_MAX_DIMS];
+    int64_t offset[NLL_ITER_SLOTS];
+} nll_iter;
+
+void nll_iter_init(nll_iter *it, const int64_t *shape, int ndim);
+/* Sets a slot's strides from a view's, skipping axis skip (-1 for none); an absent view or a
+ * 0-d view (broadcast scalar) gives zero strides. */
+void nll_iter_slot(nll_iter *it, int slot, const nll_view *view, int skip);
+void nll_iter_next(nll_iter *it);
+
+/* ---- resolved problems, handed from validation to kernels --------------------------------- */
+
+typedef enum nll_loss_op { NLL_OP_NLL, NLL_OP_CROSS_ENTROPY } nll_loss_op;
+
+enum { NLL_SLOT_INPUT, NLL_SLOT_TARGET, NLL_SLOT_LOSS, NLL_SLOT_GRAD_LOSS, NLL_SLOT_GRAD };
+
+typedef struct nll_loss_problem {
+    nll_loss_op op;
+    nll_float_kind kind;
+    nll_view input, target, weight, loss, total_weight, grad_loss, grad;
+    int class_axis;        /* 0 for 1-D input, else 1 */
+    int64_t classes;       /* C */
+    int64_t samples;       /* product of the input's dims other than the class axis */
+    int probability;       /* cross_entropy with a probability target */
+    nll_reduction reduction;
+    int64_t ignore_index;
+    double label_smoothing;
+    nll_index_loader load_index;
+    nll_iter samples_iter; /* over the sample positions, slots NLL_SLOT_* */
+    int64_t class_stride[NLL_ITER_SLOTS];
+} nll_loss_problem;
+
+typedef struct nll_softmax_problem {
+    nll_float_kind kind;
+    nll_view input, output, grad_output, grad; /* forward: input -> output; backward: grad */
+    int axis;
+    int64_t classes;
+    nll_iter rows_iter;    /* slots: 0 input/output-of-forward, 1 output, 2 grad_output, 3 grad */
+    int64_t class_stride[NLL_ITER_SLOTS];
+} nll_softmax_problem;
+
+enum { NLL_SM_INPUT, NLL_SM_OUTPUT, NLL_SM_GRAD_OUTPUT, NLL_SM_GRAD };
+
+/* validate.c: every check, for every backend. On NLL_OK the problem is ready for a kernel. */
+nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTensor *input,
+                             const DLTensor *target, const nll_options *options,
+                             const DLTensor *loss, const DLTensor *total_weight,
+                             const DLTensor *grad_loss, const DLTensor *grad,
+                             nll_loss_problem *problem);
+nll_status nll_validate_softmax(const nll_call *call, const DLTensor *input,
+                                const DLTensor *output, const DLTensor *grad_output,
+                                const DLTensor *grad, int64_t dim, nll_softmax_problem *problem);
+
+/* cpu/ref.c: the scalar reference kernels, one generic body per dtype. */
+typedef struct nll_loss_kernels {
+    void (*nll_forward)(const nll_loss_problem *p);
+    void (*nll_backward)(const nll_loss_problem *p);
+    /* want_loss / want_grad select forward, backward or both in one pass */
+    void (*cross_entropy)(const nll_loss_problem *p, int want_loss, int want_grad);
+    void (*log_softmax_forward)(const nll_softmax_problem *p);
+    void (*log_softmax_backward)(const nll_softmax_problem *p);
+} nll_loss_kernels;
+
+extern const nll_loss_kernels nll_ref_kernels[NLL_KIND_COUNT];
+
+#endif /* NLL_INTERNAL_H */

@@ -1,0 +1,105 @@
+/* The public entry points: validate (src/validate.c), then dispatch by dtype to a kernel. */
+#include "internal.h"
+
+/* Every entry point starts the same way: a usable context, a clean error record. */
+#define NLL_BEGIN(name)                                                                        \
+    if (!ctx)                                                                                  \
+        return NLL_ERROR_NULL_ARGUMENT;                                                        \
+    nll_clear_error(ctx);                                                                      \
+    const nll_call call = {ctx, name};                                                         \
+    nll_status status
+
+static nll_status require(const nll_call *call, const void *pointer, const char *name) {
+    return pointer ? NLL_OK : nll_fail(call, NLL_ERROR_NULL_ARGUMENT, name, "%s is NULL", name);
+}
+
+static const nll_loss_kernels *kernels_for(nll_float_kind kind) { return &nll_ref_kernels[kind]; }
+
+nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int64_t dim,
+                                   DLTensor *output) {
+    NLL_BEGIN("nll_log_softmax_forward");
+    nll_softmax_problem p;
+    if ((status = require(&call, input, "input")) || (status = require(&call, output, "output")) ||
+        (status = nll_validate_softmax(&call, input, output, NULL, NULL, dim, &p)))
+        return status;
+    kernels_for(p.kind)->log_softmax_forward(&p);
+    return NLL_OK;
+}
+
+nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_output,
+                                    const DLTensor *output, int64_t dim, DLTensor *grad_input) {
+    NLL_BEGIN("nll_log_softmax_backward");
+    nll_softmax_problem p;
+    if ((status = require(&call, grad_output, "grad_output")) ||
+        (status = require(&call, output, "output")) ||
+        (status = require(&call, grad_input, "grad_input")) ||
+        (status = nll_validate_softmax(&call, NULL, output, grad_output, grad_input, dim, &p)))
+        return status;
+    kernels_for(p.kind)->log_softmax_backward(&p);
+    return NLL_OK;
+}
+
+nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTensor *target,
+                            const nll_options *options, DLTensor *loss, DLTensor *total_weight) {
+    NLL_BEGIN("nll_loss_forward");
+    nll_loss_problem p;
+    if ((status = require(&call, loss, "loss")) ||
+        (status = nll_validate_loss(&call, NLL_OP_NLL, input, target, options, loss,
+                                    total_weight, NULL, NULL, &p)))
+        return status;
+    kernels_for(p.kind)->nll_forward(&p);
+    return NLL_OK;
+}
+
+nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const DLTensor *input,
+                             const DLTensor *target, const nll_options *options,
+                             DLTensor *grad_input) {
+    NLL_BEGIN("nll_loss_backward");
+    nll_loss_problem p;
+    if ((status = require(&call, grad_input, "grad_input")) ||
+        (status = nll_validate_loss(&call, NLL_OP_NLL, input, target, options, NULL, NULL,
+                                    grad_loss, grad_input, &p)))
+        return status;
+    kernels_for(p.kind)->nll_backward(&p);
+    return NLL_OK;
+}
+
+nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
+                                     const DLTensor *target, const nll_options *options,
+                                     DLTensor *loss) {
+    NLL_BEGIN("nll_cross_entropy_forward");
+    nll_loss_problem p;
+    if ((status = require(&call, loss, "loss")) ||
+        (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, loss,
+                                    NULL, NULL, NULL, &p)))
+        return status;
+    kernels_for(p.kind)->cross_entropy(&p, 1, 0);
+    return NLL_OK;
+}
+
+nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_loss,
+                                      const DLTensor *input, const DLTensor *target,
+                                      const nll_options *options, DLTensor *grad_input) {
+    NLL_BEGIN("nll_cross_entropy_backward");
+    nll_loss_problem p;
+    if ((status = require(&call, grad_input, "grad_input")) ||
+        (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, NULL,
+                                    NULL, grad_loss, grad_input, &p)))
+        return status;
+    kernels_for(p.kind)->cross_entropy(&p, 0, 1);
+    return NLL_OK;
+}
+
+nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
+                                   const DLTensor *target, const nll_options *options,
+                                   DLTensor *loss, DLTensor *grad_input) {
+    NLL_BEGIN("nll_cross_entropy_fused");
+    nll_loss_problem p;
+    if ((status = require(&call, loss, "loss")) ||
+        (status = require(&call, grad_input, "grad_input")) ||
+        (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, loss,
+                                    NULL, NULL, grad_input, &p)))
+        return status;
+    kernels_for(p.kind)->cross_entropy(&p, 1, 1);
+    return NLL_OK;
+}
