@@ -113,6 +113,25 @@ void nll_iter_init(nll_iter *it, const int64_t *shape, int ndim);
  * 0-d view (broadcast scalar) gives zero strides. */
 void nll_iter_slot(nll_iter *it, int slot, const nll_view *view, int skip);
 void nll_iter_next(nll_iter *it);
+/* Moves to the row-major position flat (0 <= flat < the shape's element count). */
+void nll_iter_seek(nll_iter *it, int64_t flat);
+
+/* ---- threads (parallel.c) ----------------------------------------------------------------- */
+
+#define NLL_BLOCK_WORK (1 << 15) /* elements of work in one block */
+#define NLL_MAX_BLOCKS 1024      /* per-block partial sums live in fixed arrays */
+#define NLL_MAX_THREADS 256
+
+/* items cut into count blocks of size items (the last may be shorter) */
+typedef struct nll_blocks {
+    int64_t size, count, items;
+} nll_blocks;
+
+typedef void (*nll_block_fn)(void *arg, int64_t first_block, int64_t end_block);
+
+nll_blocks nll_plan_blocks(int64_t items, int64_t item_cost);
+/* Runs fn over contiguous ranges of blocks on up to `threads` threads, the caller's included. */
+void nll_parallel_blocks(int threads, const nll_blocks *plan, nll_block_fn fn, void *arg);
 
 /* ---- resolved problems, handed from validation to kernels --------------------------------- */
 
@@ -121,6 +140,7 @@ typedef enum nll_loss_op { NLL_OP_NLL, NLL_OP_CROSS_ENTROPY } nll_loss_op;
 enum { NLL_SLOT_INPUT, NLL_SLOT_TARGET, NLL_SLOT_LOSS, NLL_SLOT_GRAD_LOSS, NLL_SLOT_GRAD };
 
 typedef struct nll_loss_problem {
+    int threads;
     nll_loss_op op;
     nll_float_kind kind;
     nll_view input, target, weight, loss, total_weight, grad_loss, grad;
@@ -137,6 +157,7 @@ typedef struct nll_loss_problem {
 } nll_loss_problem;
 
 typedef struct nll_softmax_problem {
+    int threads;
     nll_float_kind kind;
     nll_view input, output, grad_output, grad; /* forward: input -> output; backward: grad */
     int axis;

@@ -22,6 +22,7 @@ nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int6
     if ((status = require(&call, input, "input")) || (status = require(&call, output, "output")) ||
         (status = nll_validate_softmax(&call, input, output, NULL, NULL, dim, &p)))
         return status;
+    p.threads = ctx->threads;
     kernels_for(p.kind)->log_softmax_forward(&p);
     return NLL_OK;
 }
@@ -35,6 +36,7 @@ nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_outpu
         (status = require(&call, grad_input, "grad_input")) ||
         (status = nll_validate_softmax(&call, NULL, output, grad_output, grad_input, dim, &p)))
         return status;
+    p.threads = ctx->threads;
     kernels_for(p.kind)->log_softmax_backward(&p);
     return NLL_OK;
 }
@@ -47,6 +49,7 @@ nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTen
         (status = nll_validate_loss(&call, NLL_OP_NLL, input, target, options, loss,
                                     total_weight, NULL, NULL, &p)))
         return status;
+    p.threads = ctx->threads;
     kernels_for(p.kind)->nll_forward(&p);
     return NLL_OK;
 }
@@ -60,6 +63,7 @@ nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const 
         (status = nll_validate_loss(&call, NLL_OP_NLL, input, target, options, NULL, NULL,
                                     grad_loss, grad_input, &p)))
         return status;
+    p.threads = ctx->threads;
     kernels_for(p.kind)->nll_backward(&p);
     return NLL_OK;
 }
@@ -73,6 +77,7 @@ nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, loss,
                                     NULL, NULL, NULL, &p)))
         return status;
+    p.threads = ctx->threads;
     kernels_for(p.kind)->cross_entropy(&p, 1, 0);
     return NLL_OK;
 }
@@ -86,6 +91,7 @@ nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_los
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, NULL,
                                     NULL, grad_loss, grad_input, &p)))
         return status;
+    p.threads = ctx->threads;
     kernels_for(p.kind)->cross_entropy(&p, 0, 1);
     return NLL_OK;
 }
@@ -100,6 +106,7 @@ nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, loss,
                                     NULL, NULL, grad_input, &p)))
         return status;
+    p.threads = ctx->threads;
     kernels_for(p.kind)->cross_entropy(&p, 1, 1);
     return NLL_OK;
 }

@@ -159,10 +159,11 @@ nll_status nll_view_make(const nll_call *call, const char *name, const DLTensor 
     view->numel = numel;
 
     /* Strides: given, or compact row-major. */
-    int64_t compact = 1;
+    int64_t compact = 1; /* bounded by numel; an empty tensor's strides are never used */
     for (int d = tensor->ndim - 1; d >= 0; d--) {
-        view->strides[d] = tensor->strides ? tensor->strides[d] : compact;
-        compact *= view->shape[d] ? view->shape[d] : 1;
+        view->strides[d] = tensor->strides ? tensor->strides[d] : numel ? compact : 0;
+        if (numel)
+            compact *= view->shape[d];
     }
 
     char device_text[64];
@@ -390,5 +391,16 @@ void nll_iter_next(nll_iter *it) {
         for (int s = 0; s < NLL_ITER_SLOTS; s++)
             it->offset[s] -= it->strides[s][d] * it->index[d];
         it->index[d] = 0;
+    }
+}
+
+void nll_iter_seek(nll_iter *it, int64_t flat) {
+    for (int s = 0; s < NLL_ITER_SLOTS; s++)
+        it->offset[s] = 0;
+    for (int d = it->ndim - 1; d >= 0; d--) {
+        it->index[d] = flat % it->shape[d];
+        flat /= it->shape[d];
+        for (int s = 0; s < NLL_ITER_SLOTS; s++)
+            it->offset[s] += it->index[d] * it->strides[s][d];
     }
 }
