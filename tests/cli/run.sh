@@ -1,0 +1,582 @@
+#!/usr/bin/env bash
+# Golden tests of the nll command-line tool.
+#   bash tests/cli/run.sh path/to/nll
+# NLL_TEST_PYTHON: a python3 with numpy and torch (default /usr/bin/python3). Fixtures and
+# PyTorch reference results are generated into a temporary directory by make_fixtures.py.
+# Prints one PASS/FAIL line per case; exits 1 if any case failed.
+set -u
+
+if [ $# -ne 1 ] || [ ! -x "$1" ]; then
+    echo "usage: bash tests/cli/run.sh path/to/nll" >&2
+    exit 2
+fi
+NLL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+PY=${NLL_TEST_PYTHON:-/usr/bin/python3}
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export PYTHONDONTWRITEBYTECODE=1
+
+if ! "$PY" "$HERE/make_fixtures.py" "$T"; then
+    echo "FAIL fixtures: make_fixtures.py failed"
+    exit 1
+fi
+cd "$T" || exit 1
+
+PASS=0
+FAIL=0
+CASE=""
+WHY=""
+
+# ---- helpers ----
+
+# Runs nll; a sanitizer report (in a sanitized build) fails the case whatever the exit status.
+run() {
+    "$NLL" "$@" >stdout 2>stderr
+    RC=$?
+    if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' stderr; then
+        bad "sanitizer report on stderr"
+    fi
+}
+begin() { CASE=$1; WHY=""; }
+bad() { WHY="${WHY:+$WHY; }$*"; }
+end() {
+    if [ -z "$WHY" ]; then
+        echo "PASS $CASE"
+        PASS=$((PASS + 1))
+    else
+        echo "FAIL $CASE: $WHY"
+        sed -n '1,6s/^/    stderr| /p' stderr
+        FAIL=$((FAIL + 1))
+    fi
+}
+expect_rc() { [ "$RC" -eq "$1" ] || bad "exit status $RC, expected $1"; }
+expect_err() {
+    local re
+    for re in "$@"; do grep -Eq -- "$re" stderr || bad "stderr lacks /$re/"; done
+}
+expect_out() { [ "$(cat stdout)" = "$1" ] || bad "stdout '$(head -c 300 stdout)', expected '$1'"; }
+expect_out_re() {
+    local re
+    for re in "$@"; do grep -Eq -- "$re" stdout || bad "stdout lacks /$re/"; done
+}
+# The names in a directory, space-separated (the tests' own file names are plain).
+# shellcheck disable=SC2012
+listing() { ls -A "$1" | tr '\n' ' '; }
+expect_no_stdout() { [ ! -s stdout ] || bad "unexpected stdout '$(head -c 200 stdout)'"; }
+# The loss printed on stdout equals VALUE to about 7 digits.
+expect_loss() {
+    "$PY" - "$1" <<'EOF' || bad "stdout '$(head -c 200 stdout)', expected loss: $1"
+import math, sys
+line = open("stdout").read().strip()
+want = float(sys.argv[1])
+ok = line.startswith("loss: ") and "\n" not in line
+got = float(line[6:]) if ok else None
+sys.exit(0 if ok and (got == want or (math.isnan(want) and math.isnan(got))
+                      or abs(got - want) <= 1e-6 * max(1.0, abs(want))) else 1)
+EOF
+}
+
+# fails RC ARGS...: `nll loss ARGS` with --out at an existing file and --grad at a new one must
+# exit RC, print nothing on stdout, and leave the output directory exactly as it was. Exit 1
+# prints the library's message and a status line; exit 2 prints one line.
+fails() {
+    local want=$1
+    shift
+    rm -rf o && mkdir o && printf 'sentinel' >o/existing.npy
+    run loss "$@" --out o/existing.npy --grad o/new.npy
+    expect_rc "$want"
+    expect_no_stdout
+    [ "$(cat o/existing.npy)" = sentinel ] || bad "an existing --out file was changed"
+    [ "$(listing o)" = "existing.npy " ] || bad "files left in the output directory: $(listing o)"
+    if [ "$want" -eq 1 ]; then
+        grep -Eq '^nll loss: .+' stderr || bad "stderr lacks the 'nll loss: <message>' line"
+        [ "$(grep -c '^status: NLL_ERROR_[A-Z_]*$' stderr)" -eq 1 ] || bad "stderr lacks one 'status: NLL_ERROR_...' line"
+    elif [ "$want" -eq 2 ]; then
+        [ "$(wc -l <stderr)" -eq 1 ] || bad "stderr is not one line: $(wc -l <stderr) lines"
+    fi
+}
+# rejected STATUS ARGS...: the library refuses the input with STATUS (exit 1).
+rejected() {
+    local status=$1
+    shift
+    fails 1 "$@"
+    grep -q "^status: $status\$" stderr || bad "stderr lacks 'status: $status'"
+}
+
+# ---- version and help ----
+
+begin "--version"
+run --version
+expect_rc 0
+expect_out "nll 0.1.0"
+end
+
+begin "--help"
+run --help
+expect_rc 0
+expect_out_re '^usage:' 'nll loss --input' 'nll demo' '--op nll\|cross-entropy' '--weight' \
+    '--reduction' '--ignore-index' '--label-smoothing' '--out' '--grad' '--no-check-finite' \
+    '--allow-float-targets' '--version'
+end
+
+begin "loss --help"
+run loss --help
+expect_rc 0
+expect_out_re '^usage:' '--target'
+end
+
+begin "no arguments: usage on stderr, exit 2"
+run
+expect_rc 2
+expect_no_stdout
+grep -q 'usage' stderr || bad "no usage on stderr"
+end
+
+# ---- reference cases against PyTorch (cases.tsv from make_fixtures.py) ----
+
+while IFS=$'\t' read -r name args; do
+    begin "torch $name"
+    reduction=$(printf '%s\n' "$args" | sed -n 's/.*--reduction \([a-z]*\).*/\1/p')
+    rm -f out.npy grad.npy
+    # shellcheck disable=SC2086  # args is a word list of plain file names and options
+    run loss $args --out out.npy --grad grad.npy
+    expect_rc 0
+    cp stdout stdout_a
+    if [ "$RC" -eq 0 ]; then
+        # shellcheck disable=SC2086
+        run loss $args
+        expect_rc 0
+        cp stdout stdout_b
+        msg=$("$PY" "$HERE/check.py" "$name" "$reduction") || bad "$(echo "$msg" | tr '\n' ';')"
+    fi
+    end
+done <cases.tsv
+
+# ---- exact stdout formats ----
+
+begin "stdout: float32 mean uses %.9g"
+run loss --input X.npy --target t012.npy
+expect_rc 0
+expect_out "loss: 0.933333337"
+end
+
+begin "stdout: float32 sum"
+run loss --input X.npy --target t012.npy --reduction sum
+expect_rc 0
+expect_out "loss: 2.79999995"
+end
+
+begin "stdout: float64 uses %.17g"
+run loss --input X64.npy --target t012.npy --reduction sum --op nll
+expect_rc 0
+expect_out "loss: 2.800000011920929"
+end
+
+begin "stdout: none without --out prints the flat list"
+run loss --input X.npy --target t_ign.npy --reduction none
+expect_rc 0
+expect_out "loss: [1, 0, 0.300000012]"
+end
+
+begin "stdout: all ignored mean prints nan"
+run loss --input X.npy --target t_allign.npy
+expect_rc 0
+expect_out "loss: nan"
+end
+
+begin "options as --name=value"
+run loss --input=X.npy --target=t_ign.npy --weight=W.npy --reduction=mean
+expect_rc 0
+expect_loss 0.47500002
+end
+
+begin "ignore_index 255 drops targets equal to 255"
+run loss --input X.npy --target t_255.npy --ignore-index 255
+expect_rc 0
+expect_loss 0.64999998
+end
+
+begin "--out writes a 0-d array for mean; --grad the input's shape"
+rm -f o1.npy g1.npy
+run loss --op cross-entropy --input Z.npy --target tZ.npy --out o1.npy --grad g1.npy
+expect_rc 0
+expect_loss 1.55868816
+"$PY" -c '
+import numpy as np, sys
+o, g = np.load("o1.npy"), np.load("g1.npy")
+sys.exit(0 if o.shape == () and o.dtype == np.float32 and g.shape == (3, 3) and g.dtype == np.float32 else 1)' ||
+    bad "wrong shape or dtype in o1.npy/g1.npy"
+end
+
+begin "written .npy: version 1.0, data at a multiple of 64, header ends in newline"
+"$PY" -c '
+import struct, sys
+b = open("o1.npy", "rb").read()
+n = struct.unpack("<H", b[8:10])[0]
+sys.exit(0 if b[:8] == b"\x93NUMPY\x01\x00" and (10 + n) % 64 == 0 and b[10 + n - 1:10 + n] == b"\n" else 1)' ||
+    bad "bad header layout"
+end
+
+begin "--out overwrites an existing file"
+printf 'old' >o2.npy
+run loss --input X.npy --target t012.npy --out o2.npy
+expect_rc 0
+"$PY" -c 'import numpy as np, sys; sys.exit(0 if abs(float(np.load("o2.npy")) - 0.93333334) < 1e-6 else 1)' ||
+    bad "o2.npy not replaced by the loss"
+for f in ./*nll-tmp*; do [ -e "$f" ] && bad "temporary file left behind: $f"; done
+end
+
+# ---- .npy header variants the reader accepts ----
+
+for f in v2_X v3_X order_X; do
+    begin "npy reader accepts $f.npy"
+    run loss --input $f.npy --target t012.npy
+    expect_rc 0
+    expect_out "loss: 0.933333337"
+    end
+done
+for f in nopad_t fortran1d_t eq_t; do
+    begin "npy reader accepts $f.npy"
+    run loss --input X.npy --target $f.npy
+    expect_rc 0
+    expect_out "loss: 0.933333337"
+    end
+done
+
+# ---- inputs the library rejects (exit 1) ----
+
+begin "float32 target rejected (nll)"
+rejected NLL_ERROR_FLOAT_TARGET --input X.npy --target t_f32.npy
+expect_err 'float32' '\.long\(\)' 'NLL_ALLOW_FLOAT_TARGETS|allow'
+end
+
+begin "float32 target rejected (cross-entropy)"
+rejected NLL_ERROR_FLOAT_TARGET --op cross-entropy --input Z.npy --target tZ_f32.npy
+expect_err 'float32' '\.long\(\)' 'nll_cross_entropy'
+end
+
+begin "float64 target rejected"
+rejected NLL_ERROR_FLOAT_TARGET --input X.npy --target t_f64.npy
+expect_err 'float64'
+end
+
+begin "float target accepted with --allow-float-targets"
+run loss --input X.npy --target t_f32.npy --allow-float-targets
+expect_rc 0
+expect_out "loss: 0.933333337"
+end
+
+begin "non-whole float target rejected even with --allow-float-targets"
+rejected NLL_ERROR_TARGET_NOT_WHOLE --input X.npy --target t_half.npy --allow-float-targets
+expect_err '0\.5' 'whole'
+end
+
+begin "non-whole float target without the flag: says it is not whole"
+rejected NLL_ERROR_FLOAT_TARGET --input X.npy --target t_half.npy
+expect_err '0\.5' 'probabilit'
+end
+
+begin "1-based labels"
+rejected NLL_ERROR_TARGET_RANGE --input X.npy --target t_1based.npy
+expect_err '1-based' 'subtract 1' '\[0, 3\)'
+end
+
+begin "1-based labels (cross-entropy, --grad)"
+rejected NLL_ERROR_TARGET_RANGE --op cross-entropy --input Z.npy --target t_1based.npy
+expect_err '1-based'
+end
+
+begin "-1 padding with the default ignore_index"
+rejected NLL_ERROR_TARGET_RANGE --input X.npy --target t_pad.npy
+expect_err 'ignore_index=-1' '-100'
+end
+
+begin "255 void label"
+rejected NLL_ERROR_TARGET_RANGE --input X.npy --target t_255.npy
+expect_err '255' 'ignore_index=255'
+end
+
+begin "255 void label in a uint8 target"
+rejected NLL_ERROR_TARGET_RANGE --op cross-entropy --input Z.npy --target t_u8_255.npy
+expect_err '255' 'ignore_index=255'
+end
+
+begin "NaN input rejected by default"
+rejected NLL_ERROR_NONFINITE --input X_nan.npy --target t10.npy
+expect_err 'nan' 'not finite'
+end
+
+begin "+inf input rejected by default (cross-entropy)"
+rejected NLL_ERROR_NONFINITE --op cross-entropy --input X_inf.npy --target t10.npy
+expect_err 'inf'
+end
+
+begin "NaN input accepted with --no-check-finite"
+run loss --input X_nan.npy --target t00.npy --no-check-finite
+expect_rc 0
+expect_out "loss: nan"
+end
+
+begin "target shape mismatch"
+rejected NLL_ERROR_TARGET_SHAPE --input X.npy --target t_short.npy
+expect_err '\(2\)' '\(3, 3\)'
+end
+
+begin "target with an extra dimension"
+rejected NLL_ERROR_TARGET_SHAPE --op cross-entropy --input Z.npy --target t_2d.npy
+end
+
+begin "probability target of the wrong shape"
+rejected NLL_ERROR_PROBABILITY_SHAPE --op cross-entropy --input Z.npy --target P_bad.npy
+expect_err '\(3, 4\)' '\(3, 3\)'
+end
+
+begin "probability target with ignore_index >= 0"
+rejected NLL_ERROR_IGNORE_INDEX --op cross-entropy --input Z.npy --target P.npy --ignore-index 0
+end
+
+begin "probability target of another dtype"
+rejected NLL_ERROR_TARGET_DTYPE --op cross-entropy --input Z.npy --target P64.npy
+end
+
+begin "weight of the wrong length"
+rejected NLL_ERROR_WEIGHT_SHAPE --input X.npy --target t012.npy --weight W4.npy
+expect_err 'weight' '\(4\)' '\(3\)'
+end
+
+begin "weight of 2 dimensions"
+rejected NLL_ERROR_WEIGHT_SHAPE --op cross-entropy --input Z.npy --target tZ.npy --weight W2d.npy
+end
+
+begin "weight of the wrong dtype"
+rejected NLL_ERROR_WEIGHT_DTYPE --input X.npy --target t012.npy --weight W64.npy
+expect_err 'weight' 'float64' 'float32'
+end
+
+begin "bool target"
+rejected NLL_ERROR_TARGET_DTYPE --input X.npy --target t_bool.npy
+expect_err 'bool'
+end
+
+begin "integer input"
+rejected NLL_ERROR_INPUT_DTYPE --input X_int.npy --target t012.npy
+expect_err 'int64'
+end
+
+begin "0-d input"
+rejected NLL_ERROR_INPUT_RANK --input scalar.npy --target t0d.npy
+end
+
+begin "label smoothing outside [0, 1]"
+rejected NLL_ERROR_LABEL_SMOOTHING --op cross-entropy --input Z.npy --target tZ.npy --label-smoothing 1.5
+expect_err '1\.5'
+end
+
+begin "negative label smoothing"
+rejected NLL_ERROR_LABEL_SMOOTHING --op cross-entropy --input Z.npy --target tZ.npy --label-smoothing -0.1
+end
+
+# ---- usage errors (exit 2) ----
+
+begin "unknown option"
+fails 2 --input X.npy --target t012.npy --frobnicate
+expect_err "unknown option '--frobnicate'"
+end
+
+begin "missing --input"
+fails 2 --target t012.npy
+expect_err 'missing --input'
+end
+
+begin "missing --target"
+fails 2 --input X.npy
+expect_err 'missing --target'
+end
+
+begin "option without a value"
+run loss --input X.npy --target
+expect_rc 2
+expect_err '--target needs a value'
+end
+
+begin "bad number for --ignore-index"
+fails 2 --input X.npy --target t012.npy --ignore-index 1.5
+expect_err "ignore-index '1\.5'"
+end
+
+begin "ignore-index out of int64 range"
+fails 2 --input X.npy --target t012.npy --ignore-index 99999999999999999999
+expect_err 'ignore-index'
+end
+
+begin "bad number for --label-smoothing"
+fails 2 --op cross-entropy --input Z.npy --target tZ.npy --label-smoothing abc
+expect_err "label-smoothing 'abc'"
+end
+
+begin "unknown --op"
+fails 2 --op softmax --input X.npy --target t012.npy
+expect_err "unknown --op 'softmax'"
+end
+
+begin "unknown --reduction"
+fails 2 --reduction avg --input X.npy --target t012.npy
+expect_err "unknown --reduction 'avg'"
+end
+
+begin "--label-smoothing with --op nll"
+fails 2 --input X.npy --target t012.npy --label-smoothing 0.1
+expect_err 'label-smoothing' 'cross-entropy'
+end
+
+begin "--label-smoothing 0 with --op nll is fine"
+run loss --input X.npy --target t012.npy --label-smoothing 0
+expect_rc 0
+expect_out "loss: 0.933333337"
+end
+
+begin "option given twice"
+fails 2 --input X.npy --input X.npy --target t012.npy
+expect_err 'twice'
+end
+
+begin "unknown command"
+run frobnicate
+expect_rc 2
+expect_err "unknown command 'frobnicate'"
+end
+
+# ---- file errors (exit 2): one line naming the file and the problem ----
+
+begin "missing input file"
+fails 2 --input nosuch.npy --target t012.npy
+expect_err 'nosuch\.npy' 'No such file'
+end
+
+begin "missing weight file"
+fails 2 --input X.npy --target t012.npy --weight nosuchw.npy
+expect_err 'nosuchw\.npy'
+end
+
+begin "directory as input"
+mkdir -p adir
+fails 2 --input adir --target t012.npy
+expect_err 'adir'
+end
+
+begin "empty file"
+fails 2 --input empty.npy --target t012.npy
+expect_err 'empty\.npy' 'not a \.npy'
+end
+
+begin "not a .npy file"
+fails 2 --input X.npy --target notnpy.npy
+expect_err 'notnpy\.npy' 'not a \.npy'
+end
+
+begin "unsupported format version"
+fails 2 --input badversion.npy --target t012.npy
+expect_err 'badversion\.npy' 'version 9\.0'
+end
+
+begin "truncated header"
+fails 2 --input trunc_header.npy --target t012.npy
+expect_err 'trunc_header\.npy' 'truncated' 'byte 40'
+end
+
+begin "truncated data"
+fails 2 --input trunc_data.npy --target t012.npy
+expect_err 'trunc_data\.npy' 'truncated' '36 bytes'
+end
+
+begin "malformed header dict"
+fails 2 --input badheader.npy --target t012.npy
+expect_err 'badheader\.npy' 'malformed' 'byte [0-9]+' "expected ','|expected '\}'"
+end
+
+begin "header missing a key"
+fails 2 --input missingkey.npy --target t012.npy
+expect_err 'missingkey\.npy' "fortran_order"
+end
+
+begin "negative dimension"
+fails 2 --input negdim.npy --target t012.npy
+expect_err 'negdim\.npy' 'negative'
+end
+
+begin "absurd header length"
+fails 2 --input absurd_header.npy --target t012.npy
+expect_err 'absurd_header\.npy' 'header length' 'byte 8'
+end
+
+begin "shape whose element count overflows int64"
+fails 2 --input huge_shape.npy --target t012.npy
+expect_err 'huge_shape\.npy' 'int64'
+end
+
+begin "shape whose byte size overflows int64"
+fails 2 --input huge_bytes.npy --target t012.npy
+expect_err 'huge_bytes\.npy' 'overflow'
+end
+
+begin "dimension beyond int64"
+fails 2 --input bigdim.npy --target t012.npy
+expect_err 'bigdim\.npy' 'int64'
+end
+
+begin "Fortran order"
+fails 2 --input fortran_X.npy --target t012.npy
+expect_err 'fortran_X\.npy' 'Fortran' 'not supported' 'ascontiguousarray'
+end
+
+begin "big-endian"
+fails 2 --input bigendian_X.npy --target t012.npy
+expect_err 'bigendian_X\.npy' 'big-endian' '>f4'
+end
+
+begin "object dtype"
+fails 2 --input X.npy --target object.npy
+expect_err 'object\.npy' 'object'
+end
+
+begin "structured dtype"
+fails 2 --input X.npy --target structured.npy
+expect_err 'structured\.npy' 'structured'
+end
+
+begin "complex dtype"
+fails 2 --input complex.npy --target t012.npy
+expect_err 'complex\.npy' "'<c8'"
+end
+
+begin "--grad in a missing directory: exit 2, --out neither created nor changed"
+rm -rf o && mkdir o
+run loss --input X.npy --target t012.npy --out o/o.npy --grad nodir/g.npy
+expect_rc 2
+expect_no_stdout
+expect_err 'nodir/g\.npy'
+[ -z "$(listing o)" ] || bad "files left: $(listing o)"
+printf 'sentinel' >o/o.npy
+run loss --op cross-entropy --input Z.npy --target tZ.npy --out o/o.npy --grad nodir/g.npy
+expect_rc 2
+[ "$(cat o/o.npy)" = sentinel ] || bad "the existing --out file was changed"
+[ "$(listing o)" = "o.npy " ] || bad "files left: $(listing o)"
+end
+
+# ---- demo ----
+
+begin "demo"
+run demo
+expect_rc 0
+expect_out_re 'float32' 'NLL_ERROR_FLOAT_TARGET' 'class indices must be integers' '\.long\(\)' \
+    'loss = [0-9.]+' 'NLL_ALLOW_FLOAT_TARGETS'
+end
+
+begin "demo takes no arguments"
+run demo extra
+expect_rc 2
+end
+
+echo "cli: $PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
