@@ -66,6 +66,8 @@ nll_status nll_view_make(const nll_call *call, const char *name, const DLTensor 
                          int optional, nll_view *view);
 /* Element pointer for a multi-index-free flat row-major position (slow; for messages). */
 char *nll_view_element(const nll_view *view, int64_t flat);
+/* "cpu", "cuda:0 (DLPack device type 2)" into buf */
+const char *nll_device_name(DLDevice device, char *buf, size_t size);
 /* "(3, 5)" into buf */
 const char *nll_format_shape(char *buf, size_t size, const int64_t *shape, int ndim);
 /* "target[5] (index [1, 2])" into buf; also fills the error detail's index when detail != 0 */

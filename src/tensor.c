@@ -78,7 +78,7 @@ static int device_is_host(DLDevice device) {
     return device.device_type == kDLCPU || device.device_type == kDLCUDAHost;
 }
 
-static const char *device_name(DLDevice device, char *buf, size_t size) {
+const char *nll_device_name(DLDevice device, char *buf, size_t size) {
     const char *kind;
     switch (device.device_type) {
     case kDLCPU: kind = "cpu"; break;
@@ -170,7 +170,7 @@ nll_status nll_view_make(const nll_call *call, const char *name, const DLTensor 
     if (!device_is_host(tensor->device))
         return nll_fail(call, NLL_ERROR_UNSUPPORTED_DEVICE, name,
                         "%s is on %s, but this build of libnll serves CPU memory only", name,
-                        device_name(tensor->device, device_text, sizeof device_text));
+                        nll_device_name(tensor->device, device_text, sizeof device_text));
 
     if (numel == 0) {
         view->data = tensor->data ? (char *)tensor->data + tensor->byte_offset : NULL;

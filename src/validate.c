@@ -52,11 +52,13 @@ static nll_status check_same_device(const nll_call *call, const nll_view *tensor
         return NLL_OK;
     if (tensor->device.device_type != input->device.device_type ||
         tensor->device.device_id != input->device.device_id)
+    {
+        char here[64], there[64];
         return nll_fail(call, NLL_ERROR_DEVICE_MISMATCH, tensor->name,
-                        "%s is on device type %d id %d but input is on device type %d id %d; "
-                        "move them to one device",
-                        tensor->name, (int)tensor->device.device_type, tensor->device.device_id,
-                        (int)input->device.device_type, input->device.device_id);
+                        "%s is on %s but input is on %s; move them to one device", tensor->name,
+                        nll_device_name(tensor->device, here, sizeof here),
+                        nll_device_name(input->device, there, sizeof there));
+    }
     return NLL_OK;
 }
 
@@ -69,9 +71,7 @@ static int shapes_equal(const int64_t *a, int a_ndim, const int64_t *b, int b_nd
     return 1;
 }
 
-static int is_scalar_shape(const nll_view *view) {
-    return view->ndim == 0 || (view->ndim == 1 && view->shape[0] == 1);
-}
+static int is_scalar_shape(const nll_view *view) { return view->numel == 1; }
 
 /* An output must have the input's dtype. */
 static nll_status check_output_dtype(const nll_call *call, const nll_view *output,
@@ -248,29 +248,72 @@ static nll_status reject_float_target(const nll_call *call, nll_loss_op op,
 
 /* Every class index in [0, C) or equal to ignore_index; else the first bad one in row-major
  * order, the count, and hints for the usual causes. */
+/* A class index as stored. uint64 values above INT64_MAX and floating values outside int64
+ * cannot equal any ignore_index and are never a class: they are reported exactly. */
+typedef struct target_value {
+    int64_t index;
+    int beyond_int64;
+    char text[40];
+} target_value;
+
+static target_value read_target(const nll_loss_problem *p, const char *element) {
+    target_value v = {0, 0, ""};
+    DLDataType dtype = p->target.dtype;
+    if (dtype.code == kDLUInt && dtype.bits == 64) {
+        uint64_t raw;
+        memcpy(&raw, element, sizeof raw);
+        if (raw > (uint64_t)INT64_MAX) {
+            v.beyond_int64 = 1;
+            snprintf(v.text, sizeof v.text, "%" PRIu64, raw);
+            return v;
+        }
+    } else if (nll_float_kind_of(dtype) != NLL_KIND_NONE) {
+        double raw = nll_load_as_double(element, dtype);
+        if (!(raw >= -9223372036854775808.0 && raw < 9223372036854775808.0)) {
+            v.beyond_int64 = 1;
+            snprintf(v.text, sizeof v.text, "%.17g", raw);
+            return v;
+        }
+    }
+    v.index = p->load_index(element);
+    snprintf(v.text, sizeof v.text, "%" PRId64, v.index);
+    return v;
+}
+
+/* Every class index in [0, C) or equal to ignore_index; else the first bad one in row-major
+ * order, the count, and hints for the usual causes. */
 static nll_status check_target_range(const nll_call *call, const nll_loss_problem *p) {
     const nll_view *target = &p->target;
     nll_iter it;
     nll_iter_init(&it, target->shape, target->ndim);
     nll_iter_slot(&it, 0, target, -1);
-    int64_t first = -1, bad = 0, counted = 0;
-    int64_t min = INT64_MAX, max = INT64_MIN, first_value = 0;
+    int64_t first = -1, bad = 0, counted = 0, beyond = 0;
+    int64_t min = INT64_MAX, max = INT64_MIN;
+    target_value first_value = {0, 0, ""};
+    double first_number = 0;
     int seen_minus_one = 0, seen_255 = 0, only_c_bad = 1;
     for (int64_t flat = 0; flat < target->numel; flat++, nll_iter_next(&it)) {
-        int64_t t = p->load_index(target->data + it.offset[0] * target->item_size);
-        if (t == p->ignore_index)
-            continue;
+        const char *element = target->data + it.offset[0] * target->item_size;
+        target_value v = read_target(p, element);
+        int64_t t = v.index;
+        if (!v.beyond_int64) {
+            if (t == p->ignore_index)
+                continue;
+            min = t < min ? t : min;
+            max = t > max ? t : max;
+        }
         counted++;
-        min = t < min ? t : min;
-        max = t > max ? t : max;
-        if (t >= 0 && t < p->classes)
+        if (!v.beyond_int64 && t >= 0 && t < p->classes)
             continue;
-        if (first < 0)
-            first = flat, first_value = t;
+        if (first < 0) {
+            first = flat, first_value = v;
+            first_number = nll_load_as_double(element, target->dtype);
+        }
         bad++;
-        seen_minus_one |= t == -1;
-        seen_255 |= t == 255;
-        only_c_bad &= t == p->classes;
+        beyond += v.beyond_int64;
+        seen_minus_one |= !v.beyond_int64 && t == -1;
+        seen_255 |= !v.beyond_int64 && t == 255;
+        only_c_bad &= !v.beyond_int64 && t == p->classes;
     }
     if (first < 0)
         return NLL_OK;
@@ -286,7 +329,7 @@ static nll_status check_target_range(const nll_call *call, const nll_loss_proble
         NLL_HINT("; the input has no classes (its class axis, dim %d, has size 0)", p->class_axis);
     else if (only_c_bad && min == 1 && max == p->classes)
         NLL_HINT("; the labels look 1-based (min 1, max %" PRId64 "): subtract 1", p->classes);
-    else if (max >= p->classes && !seen_255)
+    else if (max >= p->classes && !seen_255 && max != INT64_MIN)
         NLL_HINT("; the largest target is %" PRId64 ": does the input really have only %" PRId64
                  " classes (dim %d)?",
                  max, p->classes, p->class_axis);
@@ -298,13 +341,18 @@ static nll_status check_target_range(const nll_call *call, const nll_loss_proble
         NLL_HINT("; 255 found: 255 often marks void pixels in segmentation masks; pass "
                  "ignore_index=255 to skip them");
 #undef NLL_HINT
+    char seen[160];
+    if (min <= max)
+        snprintf(seen, sizeof seen, "targets seen: min %" PRId64 ", max %" PRId64 "%s", min, max,
+                 beyond ? ", and values beyond int64" : "");
+    else
+        snprintf(seen, sizeof seen, "every bad value is beyond int64");
     nll_fail(call, NLL_ERROR_TARGET_RANGE, "target",
-             "%s = %" PRId64 " is outside the class range [0, %" PRId64
-             ") and is not ignore_index (%" PRId64 "); %" PRId64 " of %" PRId64
-             " targets are out of range (targets seen: min %" PRId64 ", max %" PRId64 ")%s",
-             nll_format_position(where, sizeof where, target, first, NULL), first_value,
-             p->classes, p->ignore_index, bad, counted, min, max, hints);
-    nll_fail_position(call, target, first, (double)first_value, bad);
+             "%s = %s is outside the class range [0, %" PRId64 ") and is not ignore_index (%" PRId64
+             "); %" PRId64 " of %" PRId64 " targets are out of range (%s)%s",
+             nll_format_position(where, sizeof where, target, first, NULL), first_value.text,
+             p->classes, p->ignore_index, bad, counted, seen, hints);
+    nll_fail_position(call, target, first, first_number, bad);
     return NLL_ERROR_TARGET_RANGE;
 }
 

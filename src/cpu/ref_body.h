@@ -71,8 +71,8 @@ typedef struct FN(loss_job) {
     int want_loss, want_grad;
     double denominator; /* MEAN: sum of w[t] (class indices) or the sample count */
     NLL_A weight_sum;   /* sum over all classes of w[c] */
-    double loss_partial[NLL_MAX_BLOCKS];
-    double weight_partial[NLL_MAX_BLOCKS];
+    double loss_partial[NLL_MAX_BLOCKS];   /* nll terms (or sum w q log p) */
+    double weight_partial[NLL_MAX_BLOCKS]; /* nll_loss: W; cross_entropy: smoothing terms */
 } FN(loss_job);
 
 static double FN(sum_partials)(const double *partials, int64_t count) {
@@ -209,11 +209,13 @@ static double FN(cross_entropy_probability)(const FN(loss_job) *job, const nll_i
     return (double)weighted;
 }
 
-/* Cross-entropy of one sample with a class index: returns its loss, and writes the gradient
- * row when asked. The gradient is formed the way PyTorch composes it — G, the gradient with
+/* Cross-entropy of one sample with a class index: adds its -w[t] log p[t] and its smoothing
+ * term -sum_c w[c] log p[c] to the sums (reduced apart, as PyTorch does, so 0/0 stays NaN),
+ * and writes its loss or its gradient row when asked. The gradient is formed the way PyTorch composes it — G, the gradient with
  * respect to log_softmax, then grad_j = G_j - softmax_j * sum(G) — so NaN and inf land where
  * they land in PyTorch. */
-static double FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it) {
+static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
+                                    double *nll_sum, double *smooth_sum) {
     const nll_loss_problem *p = job->p;
     const int64_t classes = p->classes, row = it->offset[NLL_SLOT_INPUT];
     const int64_t x_class = p->class_stride[NLL_SLOT_INPUT];
@@ -229,21 +231,24 @@ static double FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *i
     if (!valid && !job->want_grad) {
         if (job->want_loss && none)
             FN(store)(p->loss.data, it->offset[NLL_SLOT_LOSS], 0);
-        return 0;
+        return;
     }
     NLL_A max, log_sum, loss = 0, w_t = 0;
     FN(row_stats)(x, row, x_class, classes, &max, &log_sum);
     if (valid) {
         w_t = weight ? FN(load)(weight, t * w_stride) : 1;
         NLL_A log_p_t = (FN(load)(x, row + t * x_class) - max) - log_sum;
-        loss = weight ? -(log_p_t * w_t) : -log_p_t;
+        NLL_A nll = weight ? -(log_p_t * w_t) : -log_p_t;
+        *nll_sum += (double)nll;
+        loss = nll;
         if (smoothing) {
             double smooth = 0; /* sum over classes of w[c] log p[c] */
             for (int64_t c = 0; c < classes; c++) {
                 NLL_A log_p = (FN(load)(x, row + c * x_class) - max) - log_sum;
                 smooth += weight ? FN(load)(weight, c * w_stride) * log_p : log_p;
             }
-            loss = keep * loss - spread * (NLL_A)smooth;
+            *smooth_sum -= smooth;
+            loss = keep * nll - spread * (NLL_A)smooth;
         }
     }
     if (job->want_loss && none)
@@ -263,7 +268,6 @@ static double FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *i
                       g - NLL_EXP(log_p) * sum_g);
         }
     }
-    return (double)loss;
 }
 
 static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
@@ -274,11 +278,15 @@ static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
         int64_t stop = begin + job->plan.size < p->samples ? begin + job->plan.size : p->samples;
         nll_iter it = p->samples_iter;
         nll_iter_seek(&it, begin);
-        double total = 0;
-        for (int64_t i = begin; i < stop; i++, nll_iter_next(&it))
-            total += p->probability ? FN(cross_entropy_probability)(job, &it)
-                                    : FN(cross_entropy_class)(job, &it);
+        double total = 0, smooth = 0;
+        for (int64_t i = begin; i < stop; i++, nll_iter_next(&it)) {
+            if (p->probability)
+                total += FN(cross_entropy_probability)(job, &it);
+            else
+                FN(cross_entropy_class)(job, &it, &total, &smooth);
+        }
         job->loss_partial[b] = total;
+        job->weight_partial[b] = smooth;
     }
 }
 
@@ -300,10 +308,17 @@ static void FN(cross_entropy)(const nll_loss_problem *p, int want_loss, int want
     nll_parallel_blocks(p->threads, &job.plan, FN(cross_entropy_blocks), &job);
     if (want_loss && p->reduction != NLL_REDUCTION_NONE) {
         double total = FN(sum_partials)(job.loss_partial, job.plan.count);
+        double divisor = p->reduction == NLL_REDUCTION_MEAN ? job.denominator : 1.0;
+        double loss;
         if (p->probability) /* the loss is -(sum of w q log p): an empty batch gives -0 */
-            total = -total;
-        FN(store_double)(p->loss.data,
-                         p->reduction == NLL_REDUCTION_MEAN ? total / job.denominator : total);
+            loss = -total / divisor;
+        else if (p->label_smoothing > 0)
+            loss = (1.0 - p->label_smoothing) * (total / divisor) +
+                   p->label_smoothing / (double)p->classes *
+                       (FN(sum_partials)(job.weight_partial, job.plan.count) / divisor);
+        else
+            loss = total / divisor;
+        FN(store_double)(p->loss.data, loss);
     }
 }
 
