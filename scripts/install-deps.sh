@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the tests need, skipping what is already there.
+# Installs the Debian packages listed in scripts/deps/*.txt (one per line, # comments),
+# skipping what is already there.
 set -euo pipefail
-packages=(build-essential cmake pkg-config libdlpack-dev python3 python3-numpy python3-torch)
+cd "$(dirname "$0")/.."
+mapfile -t packages < <(cat scripts/deps/*.txt | sed 's/#.*//' | tr -s ' \t' '\n' | grep -v '^$' | sort -u)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
