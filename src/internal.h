@@ -129,6 +129,13 @@ typedef struct nll_blocks {
     int64_t size, count, items;
 } nll_blocks;
 
+/* The items [*begin, *end) of block b. */
+static inline void nll_block_range(const nll_blocks *plan, int64_t b, int64_t *begin,
+                                   int64_t *end) {
+    *begin = b * plan->size;
+    *end = plan->items - *begin > plan->size ? *begin + plan->size : plan->items;
+}
+
 typedef void (*nll_block_fn)(void *arg, int64_t first_block, int64_t end_block);
 
 nll_blocks nll_plan_blocks(int64_t items, int64_t item_cost);

@@ -27,14 +27,6 @@ static inline float round_to_odd_float(double value) {
 #define NLL_LOG log
 #define NLL_SUFFIX f64
 #include "ref_body.h"
-#undef NLL_T
-#undef NLL_A
-#undef NLL_LOAD
-#undef NLL_STORE
-#undef NLL_STORE_DOUBLE
-#undef NLL_EXP
-#undef NLL_LOG
-#undef NLL_SUFFIX
 
 #define NLL_T float
 #define NLL_A float
@@ -45,14 +37,6 @@ static inline float round_to_odd_float(double value) {
 #define NLL_LOG logf
 #define NLL_SUFFIX f32
 #include "ref_body.h"
-#undef NLL_T
-#undef NLL_A
-#undef NLL_LOAD
-#undef NLL_STORE
-#undef NLL_STORE_DOUBLE
-#undef NLL_EXP
-#undef NLL_LOG
-#undef NLL_SUFFIX
 
 #define NLL_T uint16_t
 #define NLL_A float
@@ -63,14 +47,6 @@ static inline float round_to_odd_float(double value) {
 #define NLL_LOG logf
 #define NLL_SUFFIX f16
 #include "ref_body.h"
-#undef NLL_T
-#undef NLL_A
-#undef NLL_LOAD
-#undef NLL_STORE
-#undef NLL_STORE_DOUBLE
-#undef NLL_EXP
-#undef NLL_LOG
-#undef NLL_SUFFIX
 
 #define NLL_T uint16_t
 #define NLL_A float
@@ -81,14 +57,6 @@ static inline float round_to_odd_float(double value) {
 #define NLL_LOG logf
 #define NLL_SUFFIX bf16
 #include "ref_body.h"
-#undef NLL_T
-#undef NLL_A
-#undef NLL_LOAD
-#undef NLL_STORE
-#undef NLL_STORE_DOUBLE
-#undef NLL_EXP
-#undef NLL_LOG
-#undef NLL_SUFFIX
 
 #define NLL_KERNELS(suffix)                                                                    \
     {nll_forward_##suffix, nll_backward_##suffix, cross_entropy_##suffix,                     \

@@ -3,7 +3,7 @@
  *   NLL_LOAD(v)       NLL_T -> NLL_A              NLL_STORE(a)   NLL_A -> NLL_T
  *   NLL_STORE_DOUBLE  double -> NLL_T, rounded once (reduced results are summed in double)
  *   NLL_EXP, NLL_LOG  exp and log in NLL_A        NLL_SUFFIX     the name suffix
- * Every kernel assumes validated input (src/validate.c) and walks strided tensors with
+ * The body #undefs these parameters at its end. Every kernel assumes validated input (src/validate.c) and walks strided tensors with
  * nll_iter; offsets are in elements. */
 
 #define NLL_JOIN_(a, b) a##_##b
@@ -88,8 +88,8 @@ static void FN(nll_forward_blocks)(void *arg, int64_t first, int64_t end) {
     const char *x = p->input.data;
     const int64_t x_class = p->class_stride[NLL_SLOT_INPUT];
     for (int64_t b = first; b < end; b++) {
-        int64_t begin = b * job->plan.size;
-        int64_t stop = begin + job->plan.size < p->samples ? begin + job->plan.size : p->samples;
+        int64_t begin, stop;
+        nll_block_range(&job->plan, b, &begin, &stop);
         nll_iter it = p->samples_iter;
         nll_iter_seek(&it, begin);
         double total = 0, weight_total = 0;
@@ -137,8 +137,8 @@ static void FN(nll_backward_blocks)(void *arg, int64_t first, int64_t end) {
     const nll_loss_problem *p = job->p;
     const int64_t g_class = p->class_stride[NLL_SLOT_GRAD];
     for (int64_t b = first; b < end; b++) {
-        int64_t begin = b * job->plan.size;
-        int64_t stop = begin + job->plan.size < p->samples ? begin + job->plan.size : p->samples;
+        int64_t begin, stop;
+        nll_block_range(&job->plan, b, &begin, &stop);
         nll_iter it = p->samples_iter;
         nll_iter_seek(&it, begin);
         for (int64_t i = begin; i < stop; i++, nll_iter_next(&it)) {
@@ -274,8 +274,8 @@ static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
     FN(loss_job) *job = arg;
     const nll_loss_problem *p = job->p;
     for (int64_t b = first; b < end; b++) {
-        int64_t begin = b * job->plan.size;
-        int64_t stop = begin + job->plan.size < p->samples ? begin + job->plan.size : p->samples;
+        int64_t begin, stop;
+        nll_block_range(&job->plan, b, &begin, &stop);
         nll_iter it = p->samples_iter;
         nll_iter_seek(&it, begin);
         double total = 0, smooth = 0;
@@ -333,9 +333,8 @@ static void FN(log_softmax_forward_blocks)(void *arg, int64_t first, int64_t end
     const int64_t in_class = p->class_stride[NLL_SM_INPUT];
     const int64_t out_class = p->class_stride[NLL_SM_OUTPUT];
     for (int64_t b = first; b < end; b++) {
-        int64_t begin = b * job->plan.size;
-        int64_t stop = begin + job->plan.size < job->plan.items ? begin + job->plan.size
-                                                                 : job->plan.items;
+        int64_t begin, stop;
+        nll_block_range(&job->plan, b, &begin, &stop);
         nll_iter it = p->rows_iter;
         nll_iter_seek(&it, begin);
         for (int64_t r = begin; r < stop; r++, nll_iter_next(&it)) {
@@ -356,9 +355,8 @@ static void FN(log_softmax_backward_blocks)(void *arg, int64_t first, int64_t en
     const int64_t g_class = p->class_stride[NLL_SM_GRAD_OUTPUT];
     const int64_t d_class = p->class_stride[NLL_SM_GRAD];
     for (int64_t b = first; b < end; b++) {
-        int64_t begin = b * job->plan.size;
-        int64_t stop = begin + job->plan.size < job->plan.items ? begin + job->plan.size
-                                                                 : job->plan.items;
+        int64_t begin, stop;
+        nll_block_range(&job->plan, b, &begin, &stop);
         nll_iter it = p->rows_iter;
         nll_iter_seek(&it, begin);
         for (int64_t r = begin; r < stop; r++, nll_iter_next(&it)) {
@@ -402,3 +400,11 @@ static void FN(log_softmax_backward)(const nll_softmax_problem *p) {
 #undef FN
 #undef NLL_JOIN
 #undef NLL_JOIN_
+#undef NLL_T
+#undef NLL_A
+#undef NLL_LOAD
+#undef NLL_STORE
+#undef NLL_STORE_DOUBLE
+#undef NLL_EXP
+#undef NLL_LOG
+#undef NLL_SUFFIX
