@@ -3,8 +3,8 @@
  *   NLL_LOAD(v)       NLL_T -> NLL_A              NLL_STORE(a)   NLL_A -> NLL_T
  *   NLL_STORE_DOUBLE  double -> NLL_T, rounded once (reduced results are summed in double)
  *   NLL_EXP, NLL_LOG  exp and log in NLL_A        NLL_SUFFIX     the name suffix
- * The body #undefs these parameters at its end. Every kernel assumes validated input (src/validate.c) and walks strided tensors with
- * nll_iter; offsets are in elements. */
+ * The body #undefs these parameters at its end. Every kernel assumes validated input
+ * (src/validate.c) and walks strided tensors with nll_iter; offsets are in elements. */
 
 #define NLL_JOIN_(a, b) a##_##b
 #define NLL_JOIN(a, b) NLL_JOIN_(a, b)
@@ -26,10 +26,20 @@ static inline void FN(store_double)(char *base, double value) {
     memcpy(base, &v, sizeof v);
 }
 
+/* Row primitives. A translation unit with vector kernels defines NLL_FAST_ROWS and the
+ * FN(fast_*) functions (src/cpu/simd_rows.h) before including this body: rows whose elements
+ * are contiguous take them; every other layout takes the scalar loops here. */
+
 /* max and log(sum(exp(x - max))) of one row. A NaN never wins the max but poisons the sum, and
  * an all -inf row gives -inf - -inf = NaN: the whole row is NaN, as in PyTorch. */
 static void FN(row_stats)(const char *x, int64_t offset, int64_t stride, int64_t classes,
                           NLL_A *max_out, NLL_A *log_sum_out) {
+#ifdef NLL_FAST_ROWS
+    if (stride == 1) {
+        FN(fast_row_stats)(x + offset * (int64_t)sizeof(NLL_T), classes, max_out, log_sum_out);
+        return;
+    }
+#endif
     NLL_A max = -INFINITY;
     for (int64_t c = 0; c < classes; c++) {
         NLL_A v = FN(load)(x, offset + c * stride);
@@ -41,6 +51,93 @@ static void FN(row_stats)(const char *x, int64_t offset, int64_t stride, int64_t
         sum += NLL_EXP(FN(load)(x, offset + c * stride) - max);
     *max_out = max;
     *log_sum_out = NLL_LOG((NLL_A)sum);
+}
+
+/* sum over classes of w[c] * log p[c] (w = 1 without weight): label smoothing's term */
+static double FN(row_weighted_log_p)(const char *x, int64_t offset, int64_t stride,
+                                     int64_t classes, const char *weight, int64_t w_stride,
+                                     NLL_A max, NLL_A log_sum) {
+#ifdef NLL_FAST_ROWS
+    if (stride == 1 && (!weight || w_stride == 1))
+        return FN(fast_row_weighted_log_p)(x + offset * (int64_t)sizeof(NLL_T), weight, classes,
+                                           max, log_sum);
+#endif
+    double sum = 0;
+    for (int64_t c = 0; c < classes; c++) {
+        NLL_A log_p = (FN(load)(x, offset + c * stride) - max) - log_sum;
+        sum += weight ? FN(load)(weight, c * w_stride) * log_p : log_p;
+    }
+    return sum;
+}
+
+/* What one class-index gradient row needs. With G the gradient with respect to log_softmax —
+ * target_g at the target, minus smooth_g * w[c] everywhere when smoothing — the row is
+ * G_c - softmax_c * sum_g, composed as PyTorch composes it so NaN and inf land alike. */
+typedef struct FN(gradient_terms) {
+    NLL_A max, log_sum;
+    NLL_A sum_g, smooth_g, target_g;
+    int64_t target; /* -1 for an ignored sample */
+    int smoothing;
+} FN(gradient_terms);
+
+static void FN(row_class_gradient)(const char *x, int64_t offset, int64_t stride, char *grad,
+                                   int64_t g_offset, int64_t g_stride, int64_t classes,
+                                   const char *weight, int64_t w_stride,
+                                   const FN(gradient_terms) *terms) {
+#ifdef NLL_FAST_ROWS
+    if (stride == 1 && g_stride == 1 && (!weight || w_stride == 1)) {
+        FN(fast_row_class_gradient)(x + offset * (int64_t)sizeof(NLL_T),
+                                    grad + g_offset * (int64_t)sizeof(NLL_T), classes, weight,
+                                    terms);
+        return;
+    }
+#endif
+    for (int64_t c = 0; c < classes; c++) {
+        NLL_A log_p = (FN(load)(x, offset + c * stride) - terms->max) - terms->log_sum;
+        NLL_A g = c == terms->target ? terms->target_g : 0;
+        if (terms->smoothing)
+            g -= terms->smooth_g * (weight ? FN(load)(weight, c * w_stride) : 1);
+        FN(store)(grad, g_offset + c * g_stride, g - NLL_EXP(log_p) * terms->sum_g);
+    }
+}
+
+static void FN(row_log_softmax)(const char *x, int64_t offset, int64_t stride, char *out,
+                                int64_t o_offset, int64_t o_stride, int64_t classes) {
+    NLL_A max, log_sum;
+    FN(row_stats)(x, offset, stride, classes, &max, &log_sum);
+#ifdef NLL_FAST_ROWS
+    if (stride == 1 && o_stride == 1) {
+        FN(fast_row_shift)(x + offset * (int64_t)sizeof(NLL_T),
+                           out + o_offset * (int64_t)sizeof(NLL_T), classes, max, log_sum);
+        return;
+    }
+#endif
+    for (int64_t c = 0; c < classes; c++)
+        FN(store)(out, o_offset + c * o_stride,
+                  (FN(load)(x, offset + c * stride) - max) - log_sum);
+}
+
+/* grad_input = grad_output - exp(output) * sum(grad_output) along one row */
+static void FN(row_log_softmax_backward)(const char *y, int64_t y_offset, int64_t y_stride,
+                                         const char *g, int64_t g_offset, int64_t g_stride,
+                                         char *d, int64_t d_offset, int64_t d_stride,
+                                         int64_t classes) {
+#ifdef NLL_FAST_ROWS
+    if (y_stride == 1 && g_stride == 1 && d_stride == 1) {
+        FN(fast_row_log_softmax_backward)(y + y_offset * (int64_t)sizeof(NLL_T),
+                                          g + g_offset * (int64_t)sizeof(NLL_T),
+                                          d + d_offset * (int64_t)sizeof(NLL_T), classes);
+        return;
+    }
+#endif
+    double sum_wide = 0;
+    for (int64_t c = 0; c < classes; c++)
+        sum_wide += FN(load)(g, g_offset + c * g_stride);
+    const NLL_A sum = (NLL_A)sum_wide;
+    for (int64_t c = 0; c < classes; c++)
+        FN(store)(d, d_offset + c * d_stride,
+                  FN(load)(g, g_offset + c * g_stride) -
+                      NLL_EXP(FN(load)(y, y_offset + c * y_stride)) * sum);
 }
 
 /* Sum of w[t] over non-ignored samples (their count without weight): the MEAN denominator. */
@@ -211,9 +308,7 @@ static double FN(cross_entropy_probability)(const FN(loss_job) *job, const nll_i
 
 /* Cross-entropy of one sample with a class index: adds its -w[t] log p[t] and its smoothing
  * term -sum_c w[c] log p[c] to the sums (reduced apart, as PyTorch does, so 0/0 stays NaN),
- * and writes its loss or its gradient row when asked. The gradient is formed the way PyTorch composes it — G, the gradient with
- * respect to log_softmax, then grad_j = G_j - softmax_j * sum(G) — so NaN and inf land where
- * they land in PyTorch. */
+ * and writes its loss or its gradient row when asked. */
 static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
                                     double *nll_sum, double *smooth_sum) {
     const nll_loss_problem *p = job->p;
@@ -242,11 +337,8 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
         *nll_sum += (double)nll;
         loss = nll;
         if (smoothing) {
-            double smooth = 0; /* sum over classes of w[c] log p[c] */
-            for (int64_t c = 0; c < classes; c++) {
-                NLL_A log_p = (FN(load)(x, row + c * x_class) - max) - log_sum;
-                smooth += weight ? FN(load)(weight, c * w_stride) * log_p : log_p;
-            }
+            double smooth = FN(row_weighted_log_p)(x, row, x_class, classes, weight, w_stride,
+                                                   max, log_sum);
             *smooth_sum -= smooth;
             loss = keep * nll - spread * (NLL_A)smooth;
         }
@@ -254,19 +346,20 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
     if (job->want_loss && none)
         FN(store)(p->loss.data, it->offset[NLL_SLOT_LOSS], loss);
     if (job->want_grad) {
-        const int64_t g_class = p->class_stride[NLL_SLOT_GRAD];
         /* ignored samples get G = 0, so their row is 0 * softmax: NaN only for a NaN row */
         NLL_A scale = valid ? (NLL_A)(FN(upstream)(p, it) / job->denominator) : 0;
         NLL_A g_target = -(w_t * scale);
-        NLL_A sum_g = smoothing ? keep * g_target - spread * scale * job->weight_sum : g_target;
-        for (int64_t c = 0; c < classes; c++) {
-            NLL_A log_p = (FN(load)(x, row + c * x_class) - max) - log_sum;
-            NLL_A g = c == t ? (smoothing ? keep * g_target : g_target) : 0;
-            if (smoothing)
-                g -= spread * (weight ? FN(load)(weight, c * w_stride) : 1) * scale;
-            FN(store)(p->grad.data, it->offset[NLL_SLOT_GRAD] + c * g_class,
-                      g - NLL_EXP(log_p) * sum_g);
-        }
+        FN(gradient_terms) terms;
+        terms.max = max;
+        terms.log_sum = log_sum;
+        terms.sum_g = smoothing ? keep * g_target - spread * scale * job->weight_sum : g_target;
+        terms.smooth_g = spread * scale;
+        terms.target_g = smoothing ? keep * g_target : g_target;
+        terms.target = valid ? t : -1;
+        terms.smoothing = smoothing;
+        FN(row_class_gradient)(x, row, x_class, p->grad.data, it->offset[NLL_SLOT_GRAD],
+                               p->class_stride[NLL_SLOT_GRAD], classes, weight, w_stride,
+                               &terms);
     }
 }
 
@@ -337,14 +430,9 @@ static void FN(log_softmax_forward_blocks)(void *arg, int64_t first, int64_t end
         nll_block_range(&job->plan, b, &begin, &stop);
         nll_iter it = p->rows_iter;
         nll_iter_seek(&it, begin);
-        for (int64_t r = begin; r < stop; r++, nll_iter_next(&it)) {
-            NLL_A max, log_sum;
-            const int64_t in = it.offset[NLL_SM_INPUT], out = it.offset[NLL_SM_OUTPUT];
-            FN(row_stats)(p->input.data, in, in_class, p->classes, &max, &log_sum);
-            for (int64_t c = 0; c < p->classes; c++)
-                FN(store)(p->output.data, out + c * out_class,
-                          (FN(load)(p->input.data, in + c * in_class) - max) - log_sum);
-        }
+        for (int64_t r = begin; r < stop; r++, nll_iter_next(&it))
+            FN(row_log_softmax)(p->input.data, it.offset[NLL_SM_INPUT], in_class, p->output.data,
+                                it.offset[NLL_SM_OUTPUT], out_class, p->classes);
     }
 }
 
@@ -359,19 +447,11 @@ static void FN(log_softmax_backward_blocks)(void *arg, int64_t first, int64_t en
         nll_block_range(&job->plan, b, &begin, &stop);
         nll_iter it = p->rows_iter;
         nll_iter_seek(&it, begin);
-        for (int64_t r = begin; r < stop; r++, nll_iter_next(&it)) {
-            const int64_t y = it.offset[NLL_SM_OUTPUT], g = it.offset[NLL_SM_GRAD_OUTPUT];
-            const int64_t d = it.offset[NLL_SM_GRAD];
-            double sum_wide = 0;
-            for (int64_t c = 0; c < p->classes; c++)
-                sum_wide += FN(load)(p->grad_output.data, g + c * g_class);
-            const NLL_A sum = (NLL_A)sum_wide;
-            for (int64_t c = 0; c < p->classes; c++) {
-                NLL_A grad_c = FN(load)(p->grad_output.data, g + c * g_class) -
-                               NLL_EXP(FN(load)(p->output.data, y + c * y_class)) * sum;
-                FN(store)(p->grad.data, d + c * d_class, grad_c);
-            }
-        }
+        for (int64_t r = begin; r < stop; r++, nll_iter_next(&it))
+            FN(row_log_softmax_backward)(p->output.data, it.offset[NLL_SM_OUTPUT], y_class,
+                                         p->grad_output.data, it.offset[NLL_SM_GRAD_OUTPUT],
+                                         g_class, p->grad.data, it.offset[NLL_SM_GRAD], d_class,
+                                         p->classes);
     }
 }
 
