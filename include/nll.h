@@ -110,7 +110,8 @@ typedef enum nll_status {
 
     /* Resources (100..) */
     NLL_ERROR_OUT_OF_MEMORY = 100,
-    NLL_ERROR_INVALID_THREADS = 101    /* a negative thread count */
+    NLL_ERROR_INVALID_THREADS = 101,   /* a negative thread count */
+    NLL_ERROR_INVALID_ARCH = 102       /* nll_context_set_arch: an unknown name */
 } nll_status;
 
 /* The constant name of a status ("NLL_ERROR_TARGET_RANGE"); never NULL. */
@@ -131,6 +132,14 @@ NLL_API void nll_context_destroy(nll_context *ctx);
  * changes a result: reductions run in a fixed order. */
 NLL_API nll_status nll_context_set_threads(nll_context *ctx, int threads);
 NLL_API int nll_context_threads(const nll_context *ctx);
+
+/* The instruction set the context's kernels use: "avx512", "avx2" or "ref" (the portable
+ * scalar reference). A new context takes the best one the CPU has, or a lower one named by
+ * the environment variable NLL_ARCH. Asking for one the CPU lacks gives the best it has; an
+ * unknown name is NLL_ERROR_INVALID_ARCH. Results agree across instruction sets within
+ * rounding; for one instruction set they are bitwise reproducible. */
+NLL_API nll_status nll_context_set_arch(nll_context *ctx, const char *arch);
+NLL_API const char *nll_context_arch(const nll_context *ctx);
 
 /* The full message of the last failed call on this context, or "" after a successful one.
  * Valid until the next call on the context. Never NULL (a NULL ctx gives a fixed text). */

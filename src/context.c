@@ -53,6 +53,7 @@ static const status_entry status_table[] = {
     {NLL_ERROR_DEVICE_MISMATCH, "NLL_ERROR_DEVICE_MISMATCH", "tensors on different devices"},
     {NLL_ERROR_OUT_OF_MEMORY, "NLL_ERROR_OUT_OF_MEMORY", "out of memory"},
     {NLL_ERROR_INVALID_THREADS, "NLL_ERROR_INVALID_THREADS", "invalid thread count"},
+    {NLL_ERROR_INVALID_ARCH, "NLL_ERROR_INVALID_ARCH", "unknown instruction-set name"},
 };
 
 static const status_entry *find_status(nll_status status) {
@@ -95,6 +96,7 @@ nll_status nll_context_create(nll_context **out) {
     if (!ctx)
         return NLL_ERROR_OUT_OF_MEMORY;
     ctx->threads = 1;
+    ctx->arch = nll_arch_from_name(getenv("NLL_ARCH"), nll_arch_best());
     nll_clear_error(ctx);
     *out = ctx;
     return NLL_OK;
@@ -119,6 +121,24 @@ nll_status nll_context_set_threads(nll_context *ctx, int threads) {
 }
 
 int nll_context_threads(const nll_context *ctx) { return ctx ? ctx->threads : 0; }
+
+nll_status nll_context_set_arch(nll_context *ctx, const char *arch) {
+    if (!ctx)
+        return NLL_ERROR_NULL_ARGUMENT;
+    nll_call call = {ctx, "nll_context_set_arch"};
+    nll_clear_error(ctx);
+    if (!arch)
+        return nll_fail(&call, NLL_ERROR_NULL_ARGUMENT, "", "arch is NULL");
+    if (nll_arch_from_name(arch, (nll_arch)-1) == (nll_arch)-1)
+        return nll_fail(&call, NLL_ERROR_INVALID_ARCH, "",
+                        "arch = \"%s\" is not one of \"ref\", \"avx2\", \"avx512\"", arch);
+    ctx->arch = nll_arch_from_name(arch, NLL_ARCH_REF);
+    return NLL_OK;
+}
+
+const char *nll_context_arch(const nll_context *ctx) {
+    return ctx ? nll_arch_name(ctx->arch) : "";
+}
 
 const char *nll_last_error(const nll_context *ctx) {
     return ctx ? ctx->message : "nll_last_error: the context is NULL";

@@ -60,4 +60,16 @@ static inline uint16_t nll_float_to_bfloat(float f) {
     return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
 }
 
+/* double -> float rounding to odd: a second rounding (to float16 or bfloat16) of the result
+ * then equals a single correct rounding of the double. */
+static inline float nll_round_to_odd_float(double value) {
+    float f = (float)value;
+    if ((double)f == value || value != value || isinf(f))
+        return f;
+    uint32_t bits = nll_float_to_bits(f);
+    if (fabs((double)f) > fabs(value))
+        bits -= 1; /* step toward zero */
+    return nll_bits_to_float(bits | 1u);
+}
+
 #endif /* NLL_CONVERT_H */

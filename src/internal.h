@@ -9,8 +9,12 @@
 
 #define NLL_MESSAGE_MAX 1536
 
+/* Instruction sets, in order: a context runs the best one its CPU has (or NLL_ARCH names). */
+typedef enum nll_arch { NLL_ARCH_REF = 0, NLL_ARCH_AVX2 = 1, NLL_ARCH_AVX512 = 2 } nll_arch;
+
 struct nll_context {
     int threads;
+    nll_arch arch;
     char message[NLL_MESSAGE_MAX];
     nll_error_detail detail;
 };
@@ -197,6 +201,20 @@ typedef struct nll_loss_kernels {
     void (*log_softmax_backward)(const nll_softmax_problem *p);
 } nll_loss_kernels;
 
+/* One table entry, from the names a kernel body gives its functions. */
+#define NLL_KERNEL_ENTRY(suffix)                                                               \
+    {nll_forward_##suffix, nll_backward_##suffix, cross_entropy_##suffix,                     \
+     log_softmax_forward_##suffix, log_softmax_backward_##suffix}
+
+nll_arch nll_arch_best(void);
+nll_arch nll_arch_from_name(const char *name, nll_arch fallback);
+const char *nll_arch_name(nll_arch arch);
+/* The kernels for a dtype on an instruction set: its own where it has them, else the
+ * reference kernels. */
+const nll_loss_kernels *nll_kernels_for(nll_arch arch, nll_float_kind kind);
+
 extern const nll_loss_kernels nll_ref_kernels[NLL_KIND_COUNT];
+extern const nll_loss_kernels nll_avx2_kernels[NLL_KIND_COUNT];   /* with NLL_HAVE_AVX2 */
+extern const nll_loss_kernels nll_avx512_kernels[NLL_KIND_COUNT]; /* with NLL_HAVE_AVX512 */
 
 #endif /* NLL_INTERNAL_H */

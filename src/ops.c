@@ -1,4 +1,5 @@
-/* The public entry points: validate (src/validate.c), then dispatch by dtype to a kernel. */
+/* The public entry points: validate (src/validate.c), then dispatch by instruction set and
+ * dtype to a kernel (src/cpu/arch.c). */
 #include "internal.h"
 
 /* Every entry point starts the same way: a usable context, a clean error record. */
@@ -13,8 +14,6 @@ static nll_status require(const nll_call *call, const void *pointer, const char 
     return pointer ? NLL_OK : nll_fail(call, NLL_ERROR_NULL_ARGUMENT, name, "%s is NULL", name);
 }
 
-static const nll_loss_kernels *kernels_for(nll_float_kind kind) { return &nll_ref_kernels[kind]; }
-
 nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int64_t dim,
                                    DLTensor *output) {
     NLL_BEGIN("nll_log_softmax_forward");
@@ -23,7 +22,7 @@ nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int6
         (status = nll_validate_softmax(&call, input, output, NULL, NULL, dim, &p)))
         return status;
     p.threads = ctx->threads;
-    kernels_for(p.kind)->log_softmax_forward(&p);
+    nll_kernels_for(ctx->arch, p.kind)->log_softmax_forward(&p);
     return NLL_OK;
 }
 
@@ -37,7 +36,7 @@ nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_outpu
         (status = nll_validate_softmax(&call, NULL, output, grad_output, grad_input, dim, &p)))
         return status;
     p.threads = ctx->threads;
-    kernels_for(p.kind)->log_softmax_backward(&p);
+    nll_kernels_for(ctx->arch, p.kind)->log_softmax_backward(&p);
     return NLL_OK;
 }
 
@@ -50,7 +49,7 @@ nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTen
                                     total_weight, NULL, NULL, &p)))
         return status;
     p.threads = ctx->threads;
-    kernels_for(p.kind)->nll_forward(&p);
+    nll_kernels_for(ctx->arch, p.kind)->nll_forward(&p);
     return NLL_OK;
 }
 
@@ -64,7 +63,7 @@ nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const 
                                     grad_loss, grad_input, &p)))
         return status;
     p.threads = ctx->threads;
-    kernels_for(p.kind)->nll_backward(&p);
+    nll_kernels_for(ctx->arch, p.kind)->nll_backward(&p);
     return NLL_OK;
 }
 
@@ -78,7 +77,7 @@ nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
                                     NULL, NULL, NULL, &p)))
         return status;
     p.threads = ctx->threads;
-    kernels_for(p.kind)->cross_entropy(&p, 1, 0);
+    nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 1, 0);
     return NLL_OK;
 }
 
@@ -92,7 +91,7 @@ nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_los
                                     NULL, grad_loss, grad_input, &p)))
         return status;
     p.threads = ctx->threads;
-    kernels_for(p.kind)->cross_entropy(&p, 0, 1);
+    nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 0, 1);
     return NLL_OK;
 }
 
@@ -107,6 +106,6 @@ nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
                                     NULL, NULL, grad_input, &p)))
         return status;
     p.threads = ctx->threads;
-    kernels_for(p.kind)->cross_entropy(&p, 1, 1);
+    nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 1, 1);
     return NLL_OK;
 }

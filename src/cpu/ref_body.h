@@ -1,30 +1,7 @@
-/* The scalar reference kernels: one generic body, included once per input dtype by ref.c with
- *   NLL_T             the storage type            NLL_A          the compute type
- *   NLL_LOAD(v)       NLL_T -> NLL_A              NLL_STORE(a)   NLL_A -> NLL_T
- *   NLL_STORE_DOUBLE  double -> NLL_T, rounded once (reduced results are summed in double)
- *   NLL_EXP, NLL_LOG  exp and log in NLL_A        NLL_SUFFIX     the name suffix
- * The body #undefs these parameters at its end. Every kernel assumes validated input
- * (src/validate.c) and walks strided tensors with nll_iter; offsets are in elements. */
-
-#define NLL_JOIN_(a, b) a##_##b
-#define NLL_JOIN(a, b) NLL_JOIN_(a, b)
-#define FN(name) NLL_JOIN(name, NLL_SUFFIX)
-
-static inline NLL_A FN(load)(const char *base, int64_t offset) {
-    NLL_T v;
-    memcpy(&v, base + offset * (int64_t)sizeof(NLL_T), sizeof v);
-    return NLL_LOAD(v);
-}
-
-static inline void FN(store)(char *base, int64_t offset, NLL_A value) {
-    NLL_T v = NLL_STORE(value);
-    memcpy(base + offset * (int64_t)sizeof(NLL_T), &v, sizeof v);
-}
-
-static inline void FN(store_double)(char *base, double value) {
-    NLL_T v = NLL_STORE_DOUBLE(value);
-    memcpy(base, &v, sizeof v);
-}
+/* The kernels of every op: one generic body, included once per input dtype after dtype.h
+ * (which defines NLL_T, NLL_A, FN and the element helpers). The body #undefs those parameters
+ * at its end. Every kernel assumes validated input (src/validate.c) and walks strided tensors
+ * with nll_iter; offsets are in elements. */
 
 /* Row primitives. A translation unit with vector kernels defines NLL_FAST_ROWS and the
  * FN(fast_*) functions (src/cpu/simd_rows.h) before including this body: rows whose elements
@@ -69,16 +46,6 @@ static double FN(row_weighted_log_p)(const char *x, int64_t offset, int64_t stri
     }
     return sum;
 }
-
-/* What one class-index gradient row needs. With G the gradient with respect to log_softmax —
- * target_g at the target, minus smooth_g * w[c] everywhere when smoothing — the row is
- * G_c - softmax_c * sum_g, composed as PyTorch composes it so NaN and inf land alike. */
-typedef struct FN(gradient_terms) {
-    NLL_A max, log_sum;
-    NLL_A sum_g, smooth_g, target_g;
-    int64_t target; /* -1 for an ignored sample */
-    int smoothing;
-} FN(gradient_terms);
 
 static void FN(row_class_gradient)(const char *x, int64_t offset, int64_t stride, char *grad,
                                    int64_t g_offset, int64_t g_stride, int64_t classes,
@@ -488,3 +455,4 @@ static void FN(log_softmax_backward)(const nll_softmax_problem *p) {
 #undef NLL_EXP
 #undef NLL_LOG
 #undef NLL_SUFFIX
+#undef NLL_FAST_ROWS

@@ -1,0 +1,133 @@
+/* AVX2 + FMA + F16C kernels: the generic bodies with 8-lane float32 row primitives, for
+ * float32, float16 and bfloat16 inputs. Compiled with those extensions enabled; run only when
+ * the context's architecture says the CPU has them. float64 stays on the reference kernels. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "../internal.h"
+
+/* exp(x) = 2^k * e^r as in avx512.c, with 2^k built in the exponent field: inputs are clamped
+ * to the range where 2^k is a normal float, then results below it become 0 and above it inf.
+ * max/min take the NaN operand last, so NaN passes through. */
+static inline __m256 exp_avx2(__m256 x) {
+    const __m256 low = _mm256_set1_ps(-87.3365478515625f), high = _mm256_set1_ps(88.0f);
+    __m256 clamped = _mm256_min_ps(high, _mm256_max_ps(low, x));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(clamped, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), clamped);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i exponent = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    __m256 result = _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
+    result = _mm256_blendv_ps(result, _mm256_setzero_ps(), _mm256_cmp_ps(x, low, _CMP_LT_OQ));
+    return _mm256_blendv_ps(result, _mm256_set1_ps(INFINITY),
+                            _mm256_cmp_ps(x, _mm256_set1_ps(88.72283935546875f), _CMP_GT_OQ));
+}
+
+static inline float hsum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+static inline float hmax_avx2(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
+}
+
+static inline __m256 keep_avx2(__m256 v, int64_t n) {
+    __m256 lanes = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_ps(v, _mm256_cmp_ps(lanes, _mm256_set1_ps((float)n), _CMP_LT_OQ));
+}
+
+#define NLL_V __m256
+#define NLL_VLEN 8
+#define NLL_VSET1(f) _mm256_set1_ps(f)
+#define NLL_VADD(a, b) _mm256_add_ps(a, b)
+#define NLL_VSUB(a, b) _mm256_sub_ps(a, b)
+#define NLL_VMUL(a, b) _mm256_mul_ps(a, b)
+#define NLL_VMAX(a, b) _mm256_max_ps(a, b)
+#define NLL_VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define NLL_VEXP(v) exp_avx2(v)
+#define NLL_VHSUM(v) hsum_avx2(v)
+#define NLL_VHMAX(v) hmax_avx2(v)
+#define NLL_VKEEP(v, n) keep_avx2(v, n)
+
+static inline __m256 bf16_widen(__m128i raw) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+}
+
+/* round to nearest even in the integer domain, NaN kept quiet, then 8 x 32 -> 8 x 16 bits */
+static inline __m128i bf16_narrow(__m256 v) {
+    __m256i bits = _mm256_castps_si256(v);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_add_epi32(bits, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
+    __m256i quiet_nan = _mm256_or_si256(bits, _mm256_set1_epi32(0x00400000));
+    rounded = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded),
+                                                   _mm256_castsi256_ps(quiet_nan),
+                                                   _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    __m256i packed = _mm256_packus_epi32(_mm256_srli_epi32(rounded, 16), _mm256_setzero_si256());
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+}
+
+/* Row tails: through a lane buffer and the scalar element helpers. */
+#define NLL_AVX2_TAIL_HELPERS                                                                  \
+    static inline __m256 FN(load_tail)(const char *p, int64_t n, float fill) {                 \
+        float lanes[8];                                                                        \
+        for (int64_t i = 0; i < 8; i++)                                                        \
+            lanes[i] = i < n ? (float)FN(load)(p, i) : fill;                                   \
+        return _mm256_loadu_ps(lanes);                                                         \
+    }                                                                                          \
+    static inline void FN(store_tail)(char *p, __m256 v, int64_t n) {                          \
+        float lanes[8];                                                                        \
+        _mm256_storeu_ps(lanes, v);                                                            \
+        for (int64_t i = 0; i < n; i++)                                                        \
+            FN(store)(p, i, lanes[i]);                                                         \
+    }
+
+#define NLL_DTYPE_F32
+#include "dtype.h"
+NLL_AVX2_TAIL_HELPERS
+#define NLL_VLOAD(p) _mm256_loadu_ps((const float *)(const void *)(p))
+#define NLL_VLOADN(p, n, fill) FN(load_tail)(p, n, fill)
+#define NLL_VSTORE(p, v) _mm256_storeu_ps((float *)(void *)(p), v)
+#define NLL_VSTOREN(p, v, n) FN(store_tail)(p, v, n)
+#include "simd_rows.h"
+#include "ref_body.h"
+
+#define NLL_DTYPE_BF16
+#include "dtype.h"
+NLL_AVX2_TAIL_HELPERS
+#define NLL_VLOAD(p) bf16_widen(_mm_loadu_si128((const void *)(p)))
+#define NLL_VLOADN(p, n, fill) FN(load_tail)(p, n, fill)
+#define NLL_VSTORE(p, v) _mm_storeu_si128((void *)(p), bf16_narrow(v))
+#define NLL_VSTOREN(p, v, n) FN(store_tail)(p, v, n)
+#include "simd_rows.h"
+#include "ref_body.h"
+
+#define NLL_DTYPE_F16
+#include "dtype.h"
+NLL_AVX2_TAIL_HELPERS
+#define NLL_VLOAD(p) _mm256_cvtph_ps(_mm_loadu_si128((const void *)(p)))
+#define NLL_VLOADN(p, n, fill) FN(load_tail)(p, n, fill)
+#define NLL_VSTORE(p, v)                                                                       \
+    _mm_storeu_si128((void *)(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+#define NLL_VSTOREN(p, v, n) FN(store_tail)(p, v, n)
+#include "simd_rows.h"
+#include "ref_body.h"
+
+/* float64 has no entry: the dispatcher sends it to the reference kernels */
+const nll_loss_kernels nll_avx2_kernels[NLL_KIND_COUNT] = {
+    [NLL_KIND_F32] = NLL_KERNEL_ENTRY(f32),
+    [NLL_KIND_F16] = NLL_KERNEL_ENTRY(f16),
+    [NLL_KIND_BF16] = NLL_KERNEL_ENTRY(bf16),
+};

@@ -1,0 +1,180 @@
+/* Vector row primitives for contiguous rows, one generic body over an instruction set's
+ * vector macros and a dtype's loads and stores. Included after dtype.h, before ref_body.h,
+ * by each instruction set's file (avx512.c, avx2.c), which defines
+ *   NLL_V, NLL_VLEN                    the float32 vector type and its lane count
+ *   NLL_VSET1 NLL_VADD NLL_VSUB NLL_VMUL NLL_VMAX NLL_VFMA(a, b, c) = a * b + c
+ *   NLL_VEXP                           exp, NaN in NaN out, 0 for -inf, within a few ulp
+ *   NLL_VHSUM, NLL_VHMAX               horizontal sum and max, to float
+ *   NLL_VKEEP(v, n)                    v with lanes n and above set to 0
+ *   NLL_VLOAD(p), NLL_VSTORE(p, v)     a full vector of NLL_T at p (char *), as float32
+ *   NLL_VLOADN(p, n, fill), NLL_VSTOREN(p, v, n)   the first n < NLL_VLEN elements
+ * Rows are walked in blocks small enough for L1, so the second sweep of a block (and of a row
+ * that fits in L2) reads cache, not memory. This file #undefs the load and store macros. */
+
+#define NLL_ROW_BLOCK 2048
+#define NLL_TSIZE ((int64_t)sizeof(NLL_T))
+
+static int FN(fast_has_nan)(const char *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        NLL_A v = FN(load)(x, i);
+        if (v != v)
+            return 1;
+    }
+    return 0;
+}
+
+/* max and log(sum(exp(x - max))) in one read of the row from memory: per block, the block's
+ * max, then its exp-sum from L1, merged into the running (max, sum) with one scalar exp. */
+static void FN(fast_row_stats)(const char *x, int64_t classes, NLL_A *max_out,
+                               NLL_A *log_sum_out) {
+    float max = -INFINITY;
+    double sum = 0;
+    for (int64_t start = 0; start < classes; start += NLL_ROW_BLOCK) {
+        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
+        const char *block = x + start * NLL_TSIZE;
+        NLL_V vmax = NLL_VSET1(-INFINITY);
+        int64_t i = 0;
+        for (; i + NLL_VLEN <= n; i += NLL_VLEN)
+            vmax = NLL_VMAX(vmax, NLL_VLOAD(block + i * NLL_TSIZE));
+        if (i < n)
+            vmax = NLL_VMAX(vmax, NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY));
+        const float block_max = NLL_VHMAX(vmax);
+        if (block_max == -INFINITY) {
+            /* all -inf adds nothing, but a NaN that lost the max must still poison the row */
+            if (FN(fast_has_nan)(block, n))
+                sum = NAN;
+            continue;
+        }
+        const NLL_V shift = NLL_VSET1(block_max);
+        NLL_V vsum = NLL_VSET1(0.0f);
+        for (i = 0; i + NLL_VLEN <= n; i += NLL_VLEN)
+            vsum = NLL_VADD(vsum, NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift)));
+        if (i < n)
+            vsum = NLL_VADD(vsum, NLL_VEXP(NLL_VSUB(
+                                      NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift)));
+        const double block_sum = NLL_VHSUM(vsum);
+        if (block_max > max) {
+            sum = sum * exp((double)max - block_max) + block_sum;
+            max = block_max;
+        } else {
+            sum += block_sum * exp((double)block_max - max);
+        }
+    }
+    *max_out = max;
+    *log_sum_out = NLL_LOG((NLL_A)sum);
+}
+
+static double FN(fast_row_weighted_log_p)(const char *x, const char *weight, int64_t classes,
+                                          NLL_A max, NLL_A log_sum) {
+    const NLL_V vmax = NLL_VSET1(max), vlog_sum = NLL_VSET1(log_sum);
+    double sum = 0;
+    for (int64_t start = 0; start < classes; start += NLL_ROW_BLOCK) {
+        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
+        const char *block = x + start * NLL_TSIZE;
+        const char *w = weight ? weight + start * NLL_TSIZE : NULL;
+        NLL_V acc = NLL_VSET1(0.0f);
+        int64_t i = 0;
+        for (; i + NLL_VLEN <= n; i += NLL_VLEN) {
+            NLL_V log_p = NLL_VSUB(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), vmax), vlog_sum);
+            acc = w ? NLL_VFMA(NLL_VLOAD(w + i * NLL_TSIZE), log_p, acc) : NLL_VADD(acc, log_p);
+        }
+        if (i < n) {
+            NLL_V log_p = NLL_VKEEP(
+                NLL_VSUB(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, 0.0f), vmax), vlog_sum),
+                n - i);
+            acc = w ? NLL_VFMA(NLL_VLOADN(w + i * NLL_TSIZE, n - i, 0.0f), log_p, acc)
+                    : NLL_VADD(acc, log_p);
+        }
+        sum += NLL_VHSUM(acc);
+    }
+    return sum;
+}
+
+/* The gradient row in one sweep: softmax * -sum_g (minus the smoothing share) everywhere, then
+ * the target's element redone exactly. The target logit is read first: the row may be written
+ * over the logits. */
+static void FN(fast_row_class_gradient)(const char *x, char *grad, int64_t classes,
+                                        const char *weight, const FN(gradient_terms) *terms) {
+    const NLL_A x_t = terms->target >= 0 ? FN(load)(x, terms->target) : 0;
+    const NLL_V vmax = NLL_VSET1(terms->max), vlog_sum = NLL_VSET1(terms->log_sum);
+    const NLL_V minus_sum_g = NLL_VSET1(-terms->sum_g);
+    const NLL_V minus_smooth = NLL_VSET1(-terms->smooth_g);
+    int64_t i = 0;
+    for (; i + NLL_VLEN <= classes; i += NLL_VLEN) {
+        NLL_V p = NLL_VEXP(NLL_VSUB(NLL_VSUB(NLL_VLOAD(x + i * NLL_TSIZE), vmax), vlog_sum));
+        NLL_V g = NLL_VMUL(p, minus_sum_g);
+        if (terms->smoothing)
+            g = weight ? NLL_VFMA(minus_smooth, NLL_VLOAD(weight + i * NLL_TSIZE), g)
+                       : NLL_VADD(g, minus_smooth);
+        NLL_VSTORE(grad + i * NLL_TSIZE, g);
+    }
+    if (i < classes) {
+        const int64_t n = classes - i;
+        NLL_V p = NLL_VEXP(NLL_VSUB(NLL_VSUB(NLL_VLOADN(x + i * NLL_TSIZE, n, 0.0f), vmax),
+                                    vlog_sum));
+        NLL_V g = NLL_VMUL(p, minus_sum_g);
+        if (terms->smoothing)
+            g = weight ? NLL_VFMA(minus_smooth, NLL_VLOADN(weight + i * NLL_TSIZE, n, 0.0f), g)
+                       : NLL_VADD(g, minus_smooth);
+        NLL_VSTOREN(grad + i * NLL_TSIZE, g, n);
+    }
+    if (terms->target >= 0) {
+        NLL_A log_p = (x_t - terms->max) - terms->log_sum;
+        NLL_A g = terms->target_g;
+        if (terms->smoothing)
+            g -= terms->smooth_g * (weight ? FN(load)(weight, terms->target) : 1);
+        FN(store)(grad, terms->target, g - NLL_EXP(log_p) * terms->sum_g);
+    }
+}
+
+/* out = (x - max) - log_sum: log_softmax once the row's statistics are known */
+static void FN(fast_row_shift)(const char *x, char *out, int64_t classes, NLL_A max,
+                               NLL_A log_sum) {
+    const NLL_V vmax = NLL_VSET1(max), vlog_sum = NLL_VSET1(log_sum);
+    int64_t i = 0;
+    for (; i + NLL_VLEN <= classes; i += NLL_VLEN)
+        NLL_VSTORE(out + i * NLL_TSIZE,
+                   NLL_VSUB(NLL_VSUB(NLL_VLOAD(x + i * NLL_TSIZE), vmax), vlog_sum));
+    if (i < classes)
+        NLL_VSTOREN(out + i * NLL_TSIZE,
+                    NLL_VSUB(NLL_VSUB(NLL_VLOADN(x + i * NLL_TSIZE, classes - i, 0.0f), vmax),
+                             vlog_sum),
+                    classes - i);
+}
+
+static void FN(fast_row_log_softmax_backward)(const char *y, const char *g, char *d,
+                                              int64_t classes) {
+    double sum_wide = 0;
+    for (int64_t start = 0; start < classes; start += NLL_ROW_BLOCK) {
+        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
+        const char *block = g + start * NLL_TSIZE;
+        NLL_V acc = NLL_VSET1(0.0f);
+        int64_t i = 0;
+        for (; i + NLL_VLEN <= n; i += NLL_VLEN)
+            acc = NLL_VADD(acc, NLL_VLOAD(block + i * NLL_TSIZE));
+        if (i < n)
+            acc = NLL_VADD(acc, NLL_VLOADN(block + i * NLL_TSIZE, n - i, 0.0f));
+        sum_wide += NLL_VHSUM(acc);
+    }
+    const NLL_V minus_sum = NLL_VSET1(-(NLL_A)sum_wide);
+    int64_t i = 0;
+    for (; i + NLL_VLEN <= classes; i += NLL_VLEN)
+        NLL_VSTORE(d + i * NLL_TSIZE, NLL_VFMA(NLL_VEXP(NLL_VLOAD(y + i * NLL_TSIZE)), minus_sum,
+                                               NLL_VLOAD(g + i * NLL_TSIZE)));
+    if (i < classes) {
+        const int64_t n = classes - i;
+        NLL_VSTOREN(d + i * NLL_TSIZE,
+                    NLL_VFMA(NLL_VEXP(NLL_VLOADN(y + i * NLL_TSIZE, n, 0.0f)), minus_sum,
+                             NLL_VLOADN(g + i * NLL_TSIZE, n, 0.0f)),
+                    n);
+    }
+}
+
+#define NLL_FAST_ROWS 1
+
+#undef NLL_ROW_BLOCK
+#undef NLL_TSIZE
+#undef NLL_VLOAD
+#undef NLL_VLOADN
+#undef NLL_VSTORE
+#undef NLL_VSTOREN
