@@ -4,6 +4,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "vexp.h"
+
 #include "../internal.h"
 
 /* exp(x) = 2^k * e^r as in avx512.c, with 2^k built in the exponent field: inputs are clamped
@@ -57,7 +59,7 @@ static inline __m256 keep_avx2(__m256 v, int64_t n) {
 #define NLL_VMUL(a, b) _mm256_mul_ps(a, b)
 #define NLL_VMAX(a, b) _mm256_max_ps(a, b)
 #define NLL_VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define NLL_VEXP(v) exp_avx2(v)
+#define NLL_VEXP(v) nll_exp_avx2(v)
 #define NLL_VHSUM(v) hsum_avx2(v)
 #define NLL_VHMAX(v) hmax_avx2(v)
 #define NLL_VKEEP(v, n) keep_avx2(v, n)

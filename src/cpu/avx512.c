@@ -4,6 +4,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "vexp.h"
+
 #include "../internal.h"
 
 static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u); }
@@ -37,7 +39,7 @@ static inline __m512 exp_avx512(__m512 x) {
 #define NLL_VMUL(a, b) _mm512_mul_ps(a, b)
 #define NLL_VMAX(a, b) _mm512_max_ps(a, b)
 #define NLL_VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define NLL_VEXP(v) exp_avx512(v)
+#define NLL_VEXP(v) nll_exp_avx512(v)
 #define NLL_VHSUM(v) _mm512_reduce_add_ps(v)
 #define NLL_VHMAX(v) _mm512_reduce_max_ps(v)
 #define NLL_VKEEP(v, n) _mm512_maskz_mov_ps(tail_mask(n), v)
