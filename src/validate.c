@@ -7,15 +7,6 @@
 
 #include "internal.h"
 
-static const char *reduction_name(nll_reduction reduction) {
-    switch (reduction) {
-    case NLL_REDUCTION_NONE: return "none";
-    case NLL_REDUCTION_MEAN: return "mean";
-    case NLL_REDUCTION_SUM: return "sum";
-    }
-    return "unknown";
-}
-
 static nll_status check_options(const nll_call *call, nll_loss_op op, const nll_options *options) {
     if (!options)
         return nll_fail(call, NLL_ERROR_NULL_ARGUMENT, "options",
@@ -246,38 +237,41 @@ static nll_status reject_float_target(const nll_call *call, nll_loss_op op,
     return NLL_ERROR_FLOAT_TARGET;
 }
 
-/* Every class index in [0, C) or equal to ignore_index; else the first bad one in row-major
- * order, the count, and hints for the usual causes. */
 /* A class index as stored. uint64 values above INT64_MAX and floating values outside int64
  * cannot equal any ignore_index and are never a class: they are reported exactly. */
 typedef struct target_value {
     int64_t index;
     int beyond_int64;
-    char text[40];
 } target_value;
 
 static target_value read_target(const nll_loss_problem *p, const char *element) {
-    target_value v = {0, 0, ""};
+    target_value v = {0, 0};
     DLDataType dtype = p->target.dtype;
     if (dtype.code == kDLUInt && dtype.bits == 64) {
         uint64_t raw;
         memcpy(&raw, element, sizeof raw);
-        if (raw > (uint64_t)INT64_MAX) {
-            v.beyond_int64 = 1;
-            snprintf(v.text, sizeof v.text, "%" PRIu64, raw);
-            return v;
-        }
+        v.beyond_int64 = raw > (uint64_t)INT64_MAX;
     } else if (nll_float_kind_of(dtype) != NLL_KIND_NONE) {
         double raw = nll_load_as_double(element, dtype);
-        if (!(raw >= -9223372036854775808.0 && raw < 9223372036854775808.0)) {
-            v.beyond_int64 = 1;
-            snprintf(v.text, sizeof v.text, "%.17g", raw);
-            return v;
-        }
+        v.beyond_int64 = !(raw >= -9223372036854775808.0 && raw < 9223372036854775808.0);
     }
-    v.index = p->load_index(element);
-    snprintf(v.text, sizeof v.text, "%" PRId64, v.index);
+    if (!v.beyond_int64)
+        v.index = p->load_index(element);
     return v;
+}
+
+/* The stored value exactly, for messages. */
+static void format_target(char *buf, size_t size, const nll_view *target, const char *element,
+                          target_value v) {
+    if (!v.beyond_int64) {
+        snprintf(buf, size, "%" PRId64, v.index);
+    } else if (target->dtype.code == kDLUInt) {
+        uint64_t raw;
+        memcpy(&raw, element, sizeof raw);
+        snprintf(buf, size, "%" PRIu64, raw);
+    } else {
+        snprintf(buf, size, "%.17g", nll_load_as_double(element, target->dtype));
+    }
 }
 
 /* Every class index in [0, C) or equal to ignore_index; else the first bad one in row-major
@@ -289,8 +283,7 @@ static nll_status check_target_range(const nll_call *call, const nll_loss_proble
     nll_iter_slot(&it, 0, target, -1);
     int64_t first = -1, bad = 0, counted = 0, beyond = 0;
     int64_t min = INT64_MAX, max = INT64_MIN;
-    target_value first_value = {0, 0, ""};
-    double first_number = 0;
+    const char *first_element = NULL;
     int seen_minus_one = 0, seen_255 = 0, only_c_bad = 1;
     for (int64_t flat = 0; flat < target->numel; flat++, nll_iter_next(&it)) {
         const char *element = target->data + it.offset[0] * target->item_size;
@@ -305,10 +298,8 @@ static nll_status check_target_range(const nll_call *call, const nll_loss_proble
         counted++;
         if (!v.beyond_int64 && t >= 0 && t < p->classes)
             continue;
-        if (first < 0) {
-            first = flat, first_value = v;
-            first_number = nll_load_as_double(element, target->dtype);
-        }
+        if (first < 0)
+            first = flat, first_element = element;
         bad++;
         beyond += v.beyond_int64;
         seen_minus_one |= !v.beyond_int64 && t == -1;
@@ -341,7 +332,9 @@ static nll_status check_target_range(const nll_call *call, const nll_loss_proble
         NLL_HINT("; 255 found: 255 often marks void pixels in segmentation masks; pass "
                  "ignore_index=255 to skip them");
 #undef NLL_HINT
-    char seen[160];
+    char seen[160], value_text[40];
+    format_target(value_text, sizeof value_text, target, first_element,
+                  read_target(p, first_element));
     if (min <= max)
         snprintf(seen, sizeof seen, "targets seen: min %" PRId64 ", max %" PRId64 "%s", min, max,
                  beyond ? ", and values beyond int64" : "");
@@ -350,9 +343,9 @@ static nll_status check_target_range(const nll_call *call, const nll_loss_proble
     nll_fail(call, NLL_ERROR_TARGET_RANGE, "target",
              "%s = %s is outside the class range [0, %" PRId64 ") and is not ignore_index (%" PRId64
              "); %" PRId64 " of %" PRId64 " targets are out of range (%s)%s",
-             nll_format_position(where, sizeof where, target, first, NULL), first_value.text,
+             nll_format_position(where, sizeof where, target, first, NULL), value_text,
              p->classes, p->ignore_index, bad, counted, seen, hints);
-    nll_fail_position(call, target, first, first_number, bad);
+    nll_fail_position(call, target, first, nll_load_as_double(first_element, target->dtype), bad);
     return NLL_ERROR_TARGET_RANGE;
 }
 
@@ -502,8 +495,6 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
 
     /* Outputs and the upstream gradient. */
     int scalar_loss = p->reduction != NLL_REDUCTION_NONE;
-    char why[96];
-    snprintf(why, sizeof why, "reduction %s gives a loss of shape", reduction_name(p->reduction));
     struct {
         nll_view *view;
         const char *name;
@@ -523,7 +514,12 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
             return status;
         if (v == &p->loss)
             status = check_output_shape(call, v, sample_shape, scalar_loss ? 0 : sample_ndim,
-                                        scalar_loss, why);
+                                        scalar_loss,
+                                        p->reduction == NLL_REDUCTION_NONE
+                                            ? "reduction none gives a loss of shape"
+                                        : p->reduction == NLL_REDUCTION_MEAN
+                                            ? "reduction mean gives a loss of shape"
+                                            : "reduction sum gives a loss of shape");
         else if (v == &p->total_weight)
             status = check_output_shape(call, v, sample_shape, 0, 1, "must be a scalar of shape");
         else if (v == &p->grad_loss)
