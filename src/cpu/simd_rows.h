@@ -53,7 +53,10 @@ static void FN(fast_row_stats)(const char *x, int64_t classes, NLL_A *max_out,
             vsum = NLL_VADD(vsum, NLL_VEXP(NLL_VSUB(
                                       NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift)));
         const double block_sum = NLL_VHSUM(vsum);
-        if (block_max > max) {
+        if (max == -INFINITY) { /* the first block with a finite max: nothing to rescale */
+            sum = sum == sum ? block_sum : sum;
+            max = block_max;
+        } else if (block_max > max) {
             sum = sum * exp((double)max - block_max) + block_sum;
             max = block_max;
         } else {
