@@ -6,12 +6,14 @@ for bfloat16, which numpy lacks), plus an explicit element offset, shape and ele
 That one form covers every layout the tests want: contiguous, transposed, stepped, negative
 strides, broadcast (stride 0), and a start given either by the data pointer or by byte_offset.
 
-Only the standard library, numpy and (optionally, for bfloat16) torch are used.
+Only the standard library, numpy, (optionally, for bfloat16) torch and the ctypes declarations
+of python/nll/_capi.py (from the source tree) are used.
 """
 
 import ctypes
 import ctypes.util
 import os
+import sys
 
 import numpy as np
 
@@ -20,108 +22,16 @@ try:  # torch is only needed for bfloat16 buffers
 except ImportError:  # pragma: no cover
     torch = None
 
-# ---------------------------------------------------------------------------------------------
-# DLPack v0.6 (/usr/include/dlpack/dlpack.h)
+# The C layouts (DLPack structs, nll_options, nll_error_detail, statuses) are declared once,
+# in the Python package's ctypes module; the source tree's copy is used, so these tests need
+# no pip install.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 
-kDLCPU = 1
-kDLCUDA = 2
-kDLCUDAHost = 3
-
-kDLInt = 0
-kDLUInt = 1
-kDLFloat = 2
-kDLBfloat = 4
-
-
-class DLDevice(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
-
-
-class DLDataType(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
-
-
-class DLTensor(ctypes.Structure):
-    _fields_ = [
-        ("data", ctypes.c_void_p),
-        ("device", DLDevice),
-        ("ndim", ctypes.c_int),
-        ("dtype", DLDataType),
-        ("shape", ctypes.POINTER(ctypes.c_int64)),
-        ("strides", ctypes.POINTER(ctypes.c_int64)),
-        ("byte_offset", ctypes.c_uint64),
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# nll.h
-
-NLL_MAX_DIMS = 16
-NLL_REDUCTION_NONE = 0
-NLL_REDUCTION_MEAN = 1
-NLL_REDUCTION_SUM = 2
-REDUCTIONS = {"none": NLL_REDUCTION_NONE, "mean": NLL_REDUCTION_MEAN, "sum": NLL_REDUCTION_SUM}
-
-NLL_CHECK_FINITE = 0x1
-NLL_ALLOW_FLOAT_TARGETS = 0x2
-
-NLL_OK = 0
-STATUS = {
-    "NLL_OK": 0,
-    "NLL_ERROR_NULL_ARGUMENT": 1,
-    "NLL_ERROR_INVALID_REDUCTION": 2,
-    "NLL_ERROR_LABEL_SMOOTHING": 3,
-    "NLL_ERROR_IGNORE_INDEX": 4,
-    "NLL_ERROR_INVALID_FLAGS": 5,
-    "NLL_ERROR_INVALID_DIM": 6,
-    "NLL_ERROR_INPUT_RANK": 20,
-    "NLL_ERROR_TARGET_SHAPE": 21,
-    "NLL_ERROR_PROBABILITY_SHAPE": 22,
-    "NLL_ERROR_WEIGHT_SHAPE": 23,
-    "NLL_ERROR_OUTPUT_SHAPE": 24,
-    "NLL_ERROR_NEGATIVE_SIZE": 25,
-    "NLL_ERROR_SIZE_OVERFLOW": 26,
-    "NLL_ERROR_NULL_DATA": 27,
-    "NLL_ERROR_OVERLAP": 28,
-    "NLL_ERROR_INPUT_DTYPE": 40,
-    "NLL_ERROR_FLOAT_TARGET": 41,
-    "NLL_ERROR_TARGET_DTYPE": 42,
-    "NLL_ERROR_WEIGHT_DTYPE": 43,
-    "NLL_ERROR_OUTPUT_DTYPE": 44,
-    "NLL_ERROR_UNSUPPORTED_DTYPE": 45,
-    "NLL_ERROR_TARGET_RANGE": 60,
-    "NLL_ERROR_TARGET_NOT_WHOLE": 61,
-    "NLL_ERROR_NONFINITE": 62,
-    "NLL_ERROR_UNSUPPORTED_DEVICE": 80,
-    "NLL_ERROR_DEVICE_MISMATCH": 81,
-    "NLL_ERROR_OUT_OF_MEMORY": 100,
-    "NLL_ERROR_INVALID_THREADS": 101,
-}
-
-
-class NllOptions(ctypes.Structure):
-    # Declared in the header's order; ctypes applies the C alignment rules (4 bytes of padding
-    # after reduction, and after flags at the end).
-    _fields_ = [
-        ("reduction", ctypes.c_int),
-        ("ignore_index", ctypes.c_int64),
-        ("label_smoothing", ctypes.c_double),
-        ("weight", ctypes.POINTER(DLTensor)),
-        ("flags", ctypes.c_uint),
-    ]
-
-
-class NllErrorDetail(ctypes.Structure):
-    _fields_ = [
-        ("status", ctypes.c_int),
-        ("function", ctypes.c_char_p),
-        ("tensor", ctypes.c_char_p),
-        ("flat_index", ctypes.c_int64),
-        ("ndim", ctypes.c_int),
-        ("index", ctypes.c_int64 * NLL_MAX_DIMS),
-        ("value", ctypes.c_double),
-        ("count", ctypes.c_int64),
-    ]
+from nll._capi import (  # noqa: E402,F401  (re-exported for the tests)
+    NLL_ALLOW_FLOAT_TARGETS, NLL_CHECK_FINITE, NLL_MAX_DIMS, NLL_OK, NLL_REDUCTION_MEAN,
+    NLL_REDUCTION_NONE, NLL_REDUCTION_SUM, REDUCTIONS, STATUS, DLDataType, DLDevice, DLTensor,
+    NllErrorDetail, NllOptions, declare, kDLBfloat, kDLCPU, kDLCUDA, kDLCUDAHost, kDLFloat,
+    kDLInt, kDLUInt)
 
 
 class NllError(Exception):
@@ -311,47 +221,7 @@ class Lib:
     def __init__(self, path=None):
         self.path = _find_library(path)
         self.lib = ctypes.CDLL(self.path)
-        L = self.lib
-        P = ctypes.POINTER
-        T = P(DLTensor)
-        O = P(NllOptions)
-        V = ctypes.c_void_p
-        L.nll_version_number.restype = ctypes.c_uint
-        L.nll_version_number.argtypes = []
-        L.nll_version_string.restype = ctypes.c_char_p
-        L.nll_version_string.argtypes = []
-        L.nll_status_name.restype = ctypes.c_char_p
-        L.nll_status_name.argtypes = [ctypes.c_int]
-        L.nll_status_string.restype = ctypes.c_char_p
-        L.nll_status_string.argtypes = [ctypes.c_int]
-        L.nll_context_create.restype = ctypes.c_int
-        L.nll_context_create.argtypes = [P(V)]
-        L.nll_context_destroy.restype = None
-        L.nll_context_destroy.argtypes = [V]
-        L.nll_context_set_threads.restype = ctypes.c_int
-        L.nll_context_set_threads.argtypes = [V, ctypes.c_int]
-        L.nll_context_threads.restype = ctypes.c_int
-        L.nll_context_threads.argtypes = [V]
-        L.nll_last_error.restype = ctypes.c_char_p
-        L.nll_last_error.argtypes = [V]
-        L.nll_last_error_detail.restype = ctypes.c_int
-        L.nll_last_error_detail.argtypes = [V, P(NllErrorDetail)]
-        L.nll_options_default.restype = NllOptions
-        L.nll_options_default.argtypes = []
-        L.nll_log_softmax_forward.restype = ctypes.c_int
-        L.nll_log_softmax_forward.argtypes = [V, T, ctypes.c_int64, T]
-        L.nll_log_softmax_backward.restype = ctypes.c_int
-        L.nll_log_softmax_backward.argtypes = [V, T, T, ctypes.c_int64, T]
-        L.nll_loss_forward.restype = ctypes.c_int
-        L.nll_loss_forward.argtypes = [V, T, T, O, T, T]
-        L.nll_loss_backward.restype = ctypes.c_int
-        L.nll_loss_backward.argtypes = [V, T, T, T, O, T]
-        L.nll_cross_entropy_forward.restype = ctypes.c_int
-        L.nll_cross_entropy_forward.argtypes = [V, T, T, O, T]
-        L.nll_cross_entropy_backward.restype = ctypes.c_int
-        L.nll_cross_entropy_backward.argtypes = [V, T, T, T, O, T]
-        L.nll_cross_entropy_fused.restype = ctypes.c_int
-        L.nll_cross_entropy_fused.argtypes = [V, T, T, O, T, T]
+        declare(self.lib)
 
     # -- misc --------------------------------------------------------------------------------
     def version(self):

@@ -1,0 +1,379 @@
+"""The losses, mirroring torch.nn.functional, on any array: numpy, torch, or any __dlpack__
+producer. Arrays are handed to libnll without a copy; results come back as the input's
+array type, dtype and device. A rejected call raises a subclass of nll.Error with the
+library's message.
+
+Options after `weight` are keyword-only: torch.nn.functional's fourth positional parameter
+is the deprecated size_average, so a positional ignore_index would be misread there.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from . import _capi
+from ._dlpack import Borrowed, Maker, borrow, is_torch
+from .errors import from_detail, make_error
+
+__all__ = [
+    "nll_loss", "cross_entropy", "log_softmax", "cross_entropy_with_grad",
+    "nll_loss_backward", "cross_entropy_backward", "log_softmax_backward",
+    "set_num_threads", "get_num_threads",
+]
+
+Array = Any
+
+# ---------------------------------------------------------------------------------------------
+# Contexts: one per thread (a context serves one thread at a time), all with the same
+# thread count.
+
+_local = threading.local()
+_threads = 1
+_observer: Optional[Callable[[str, Dict[str, Borrowed]], None]] = None  # tests: see pointers
+
+
+def set_num_threads(threads: int) -> None:
+    """Worker threads for every later call, from any Python thread (0: one per CPU). The
+    count never changes a result: the library reduces in a fixed order."""
+    global _threads
+    threads = int(threads)
+    if threads < 0:
+        raise make_error("threads = %d is negative; pass 0 (one per CPU) or more" % threads,
+                         _capi.STATUS["NLL_ERROR_INVALID_THREADS"])
+    _threads = threads
+
+
+def get_num_threads() -> int:
+    """The thread count set by set_num_threads (1 by default; 0 means one per CPU)."""
+    return _threads
+
+
+def _context() -> _capi.Context:
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        ctx = _capi.Context(_capi.load())
+        _local.ctx = ctx
+        _local.threads = 1
+    if _local.threads != _threads:
+        ctx.set_threads(_threads)
+        _local.threads = _threads
+    return ctx
+
+
+def library_version() -> str:
+    """The version string of the libnll this package has loaded."""
+    return _capi.load().nll_version_string().decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling the library
+
+# The library's messages name its C flags; a Python caller passes keyword arguments.
+_PYTHON_SPELLING = (
+    ("pass NLL_ALLOW_FLOAT_TARGETS", "pass allow_float_targets=True"),
+    ("NLL_ALLOW_FLOAT_TARGETS accepts", "allow_float_targets=True accepts"),
+)
+
+
+def python_message(message: str) -> str:
+    """The library's message with its C flag names spelled as this package's arguments."""
+    for c_name, py_name in _PYTHON_SPELLING:
+        message = message.replace(c_name, py_name)
+    return message
+
+
+def _raise(ctx: _capi.Context, tensors: Dict[str, Borrowed]) -> None:
+    detail = ctx.last_error_detail()
+    message = python_message(ctx.last_error())
+    exact = None
+    named = tensors.get(detail["tensor"])
+    flat = detail["flat_index"]
+    if named is not None and flat >= 0:
+        shape = named.shape
+        index = detail["index"]
+        if len(index) != len(shape):
+            index = list(_unravel(flat, shape))
+            detail["index"] = index
+        if detail["tensor"] == "target":
+            exact = named.read_element(index)  # int64/uint64 targets beyond 2**53 stay exact
+    raise from_detail(message, detail, exact)
+
+
+def _unravel(flat: int, shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    out = []
+    for n in reversed(shape):
+        out.append(flat % n if n else 0)
+        flat = flat // n if n else 0
+    return tuple(reversed(out))
+
+
+def _call(fn_name: str, args: tuple, tensors: Dict[str, Borrowed]) -> None:
+    """Calls fn_name(ctx, *args); raises the library's error. `tensors` names every
+    Borrowed of the call, which also keeps them alive until the call returns."""
+    ctx = _context()
+    if _observer is not None:
+        _observer(fn_name, tensors)
+    status = getattr(ctx.lib, fn_name)(ctx.handle, *args)
+    if status != _capi.NLL_OK:
+        _raise(ctx, tensors)
+
+
+def _reduction(reduction: str, where: str) -> int:
+    code = _capi.REDUCTIONS.get(reduction) if isinstance(reduction, str) else None
+    if code is None:
+        raise make_error("%s: reduction = %r is not 'none', 'mean' or 'sum'" % (where, reduction),
+                         _capi.STATUS["NLL_ERROR_INVALID_REDUCTION"])
+    return code
+
+
+def _int_option(value: Any, name: str, where: str) -> int:
+    try:
+        out = int(value)
+    except (TypeError, ValueError, OverflowError):
+        out = None
+    if out is None or out != value or not -2**63 <= out < 2**63:
+        raise make_error("%s: %s = %r is not an int64" % (where, name, value),
+                         _capi.STATUS["NLL_ERROR_IGNORE_INDEX" if name == "ignore_index"
+                                      else "NLL_ERROR_INVALID_DIM"])
+    return out
+
+
+def _options(where: str, reduction: str, ignore_index: int, label_smoothing: float,
+             weight: Optional[Borrowed], check_finite: bool,
+             allow_float_targets: bool) -> _capi.NllOptions:
+    opts = _capi.NllOptions()
+    opts.reduction = _reduction(reduction, where)
+    opts.ignore_index = _int_option(ignore_index, "ignore_index", where)
+    opts.label_smoothing = float(label_smoothing)
+    if weight is not None:
+        opts.weight = ctypes.pointer(weight.dl)
+    opts.flags = ((_capi.NLL_CHECK_FINITE if check_finite else 0)
+                  | (_capi.NLL_ALLOW_FLOAT_TARGETS if allow_float_targets else 0))
+    return opts
+
+
+def _class_axis(shape: Tuple[int, ...]) -> int:
+    return 0 if len(shape) <= 1 else 1
+
+
+def _without_class_axis(shape: Tuple[int, ...]) -> Tuple[int, ...]:
+    if not shape:
+        return ()
+    axis = _class_axis(shape)
+    return shape[:axis] + shape[axis + 1:]
+
+
+def _loss_shape(op: str, x: Borrowed, t: Borrowed, reduction: str) -> Tuple[int, ...]:
+    if reduction != "none":
+        return ()
+    if op == "cross_entropy" and t.shape == x.shape:  # probability targets
+        return _without_class_axis(x.shape)
+    return t.shape
+
+
+def _torch_autograd(input: Any) -> bool:
+    """True when a torch caller would expect this result to be differentiable."""
+    if not is_torch(input) or not input.requires_grad:
+        return False
+    import torch
+    return torch.is_grad_enabled()
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward
+
+def nll_loss(input: Array, target: Array, weight: Optional[Array] = None, *,
+             ignore_index: int = -100, reduction: str = "mean", check_finite: bool = False,
+             allow_float_targets: bool = False) -> Array:
+    """Negative log-likelihood of `target` under log-probabilities `input`, as
+    torch.nn.functional.nll_loss.
+
+    input: (C), (N, C) or (N, C, d1, ..., dk) log-probabilities, float64/32/16 or bfloat16.
+    target: class indices of any integer dtype, shape () for a (C) input, else the input's
+        shape without dim 1.
+    weight: optional (C) class weights of the input's dtype.
+    ignore_index: targets equal to it add nothing (and do not count for 'mean').
+    reduction: 'none' (the target's shape), 'mean' (divides by the summed weight of the
+        counted targets: NaN when there are none) or 'sum'.
+    check_finite: reject NaN and +inf in the input (nll.NonFiniteError, naming the first).
+    allow_float_targets: accept a floating target whose values are all whole numbers.
+
+    Returns the loss as the input's array type and dtype. A torch input that requires grad
+    (with grad mode on) goes through nll.torch.nll_loss, so the result is differentiable.
+    Raises nll.Error subclasses: TargetRangeError, TargetDtypeError, ShapeError, ...
+    """
+    if _torch_autograd(input):
+        from . import torch as nll_torch
+        return nll_torch.nll_loss(input, target, weight, ignore_index=ignore_index,
+                                  reduction=reduction, check_finite=check_finite,
+                                  allow_float_targets=allow_float_targets)
+    x, t = borrow(input, "input"), borrow(target, "target")
+    w = borrow(weight, "weight") if weight is not None else None
+    opts = _options("nll_loss", reduction, ignore_index, 0.0, w, check_finite,
+                    allow_float_targets)
+    maker = Maker(x)
+    out, out_b = maker.empty(_loss_shape("nll_loss", x, t, reduction))
+    _call("nll_loss_forward",
+          (x.ref, t.ref, ctypes.byref(opts), out_b.ref, None),
+          _named(input=x, target=t, weight=w, loss=out_b))
+    return maker.result(out)
+
+
+def cross_entropy(input: Array, target: Array, weight: Optional[Array] = None, *,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0, check_finite: bool = False,
+                  allow_float_targets: bool = False) -> Array:
+    """Cross-entropy between logits `input` and `target`, as torch.nn.functional.cross_entropy.
+
+    input: (C), (N, C) or (N, C, d1, ..., dk) logits, float64/32/16 or bfloat16.
+    target: class indices (any integer dtype, the input's shape without dim 1), or class
+        probabilities (a floating array of the input's exact shape and dtype).
+    weight, ignore_index, reduction: as nll_loss; with probability targets 'mean' divides
+        by the number of samples.
+    label_smoothing: in [0, 1]; mixes the target with the uniform distribution.
+    check_finite, allow_float_targets: as nll_loss.
+
+    Returns the loss as the input's array type and dtype; a torch input that requires grad
+    goes through nll.torch.cross_entropy (fused forward and backward).
+    """
+    if _torch_autograd(input):
+        from . import torch as nll_torch
+        return nll_torch.cross_entropy(input, target, weight, ignore_index=ignore_index,
+                                       reduction=reduction, label_smoothing=label_smoothing,
+                                       check_finite=check_finite,
+                                       allow_float_targets=allow_float_targets)
+    x, t = borrow(input, "input"), borrow(target, "target")
+    w = borrow(weight, "weight") if weight is not None else None
+    opts = _options("cross_entropy", reduction, ignore_index, label_smoothing, w, check_finite,
+                    allow_float_targets)
+    maker = Maker(x)
+    out, out_b = maker.empty(_loss_shape("cross_entropy", x, t, reduction))
+    _call("nll_cross_entropy_forward",
+          (x.ref, t.ref, ctypes.byref(opts), out_b.ref),
+          _named(input=x, target=t, weight=w, loss=out_b))
+    return maker.result(out)
+
+
+def log_softmax(input: Array, dim: int = 1) -> Array:
+    """log(softmax(input)) along `dim` (negative counts from the end), computed stably as
+    (x - max) - log(sum(exp(x - max))), as torch.nn.functional.log_softmax. A row of all
+    -inf, or holding NaN or +inf, gives NaN throughout. Returns the input's array type."""
+    if _torch_autograd(input):
+        from . import torch as nll_torch
+        return nll_torch.log_softmax(input, dim)
+    dim = _int_option(dim, "dim", "log_softmax")
+    x = borrow(input, "input")
+    maker = Maker(x)
+    out, out_b = maker.empty(x.shape)
+    _call("nll_log_softmax_forward", (x.ref, dim, out_b.ref),
+          _named(input=x, output=out_b))
+    return maker.result(out)
+
+
+def cross_entropy_with_grad(input: Array, target: Array, weight: Optional[Array] = None, *,
+                            ignore_index: int = -100, reduction: str = "mean",
+                            label_smoothing: float = 0.0, check_finite: bool = False,
+                            allow_float_targets: bool = False,
+                            inplace: bool = False) -> Tuple[Array, Array]:
+    """cross_entropy and its gradient with respect to the logits in one pass over them.
+
+    Arguments as cross_entropy. Returns (loss, grad): grad has the input's shape and is the
+    gradient of loss (for reduction='none': of loss.sum()). inplace=True writes the gradient
+    over `input` itself and returns it as grad: no memory beyond the loss. On an error nothing
+    is written, so the logits are intact.
+    """
+    x, t = borrow(input, "input"), borrow(target, "target")
+    w = borrow(weight, "weight") if weight is not None else None
+    opts = _options("cross_entropy", reduction, ignore_index, label_smoothing, w, check_finite,
+                    allow_float_targets)
+    maker = Maker(x)
+    out, out_b = maker.empty(_loss_shape("cross_entropy", x, t, reduction))
+    if inplace:
+        _check_writeable(input)
+        grad, grad_b = input, x
+    else:
+        grad, grad_b = maker.empty(x.shape)
+    _call("nll_cross_entropy_fused",
+          (x.ref, t.ref, ctypes.byref(opts), out_b.ref, grad_b.ref),
+          _named(input=x, target=t, weight=w, loss=out_b, grad_input=grad_b))
+    return maker.result(out), (grad if inplace else maker.result(grad))
+
+
+def _check_writeable(array: Any) -> None:
+    flags = getattr(array, "flags", None)
+    if flags is not None and hasattr(flags, "writeable") and not flags.writeable:
+        raise make_error("inplace=True needs a writeable input; this numpy array is read-only",
+                         _capi.STATUS["NLL_ERROR_OVERLAP"], tensor="input")
+
+
+def _named(**tensors: Optional[Borrowed]) -> Dict[str, Borrowed]:
+    return {k: v for k, v in tensors.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward
+
+def _grad_loss(grad_loss: Any, like: Borrowed) -> Optional[Borrowed]:
+    if grad_loss is None:
+        return None
+    if isinstance(grad_loss, (int, float)):
+        if float(grad_loss) == 1.0:
+            return None  # the library's NULL means exactly 1
+        out, b = Maker(like).empty(())
+        if like.kind == "torch":
+            out.fill_(float(grad_loss))
+        else:
+            out[...] = float(grad_loss)
+        return b
+    return borrow(grad_loss, "grad_loss")
+
+
+def nll_loss_backward(grad_loss: Optional[Array], input: Array, target: Array,
+                      weight: Optional[Array] = None, *, ignore_index: int = -100,
+                      reduction: str = "mean", allow_float_targets: bool = False) -> Array:
+    """Gradient of nll_loss with respect to `input`, for upstream `grad_loss` (None or 1: the
+    loss itself; a 0-d array; for reduction='none' an array of the loss's shape)."""
+    x, t = borrow(input, "input"), borrow(target, "target")
+    w = borrow(weight, "weight") if weight is not None else None
+    g = _grad_loss(grad_loss, x)
+    opts = _options("nll_loss", reduction, ignore_index, 0.0, w, False, allow_float_targets)
+    maker = Maker(x)
+    out, out_b = maker.empty(x.shape)
+    _call("nll_loss_backward",
+          (g.ref if g else None, x.ref, t.ref, ctypes.byref(opts), out_b.ref),
+          _named(grad_loss=g, input=x, target=t, weight=w, grad_input=out_b))
+    return maker.result(out)
+
+
+def cross_entropy_backward(grad_loss: Optional[Array], input: Array, target: Array,
+                           weight: Optional[Array] = None, *, ignore_index: int = -100,
+                           reduction: str = "mean", label_smoothing: float = 0.0,
+                           allow_float_targets: bool = False) -> Array:
+    """Gradient of cross_entropy with respect to the logits `input`, for upstream
+    `grad_loss` (as nll_loss_backward)."""
+    x, t = borrow(input, "input"), borrow(target, "target")
+    w = borrow(weight, "weight") if weight is not None else None
+    g = _grad_loss(grad_loss, x)
+    opts = _options("cross_entropy", reduction, ignore_index, label_smoothing, w, False,
+                    allow_float_targets)
+    maker = Maker(x)
+    out, out_b = maker.empty(x.shape)
+    _call("nll_cross_entropy_backward",
+          (g.ref if g else None, x.ref, t.ref, ctypes.byref(opts), out_b.ref),
+          _named(grad_loss=g, input=x, target=t, weight=w, grad_input=out_b))
+    return maker.result(out)
+
+
+def log_softmax_backward(grad_output: Array, output: Array, dim: int = 1) -> Array:
+    """Gradient of log_softmax: grad_output - exp(output) * sum(grad_output) along `dim`,
+    where `output` is log_softmax's result."""
+    dim = _int_option(dim, "dim", "log_softmax_backward")
+    g, y = borrow(grad_output, "grad_output"), borrow(output, "output")
+    maker = Maker(y)
+    out, out_b = maker.empty(y.shape)
+    _call("nll_log_softmax_backward", (g.ref, y.ref, dim, out_b.ref),
+          _named(grad_output=g, output=y, grad_input=out_b))
+    return maker.result(out)
+
