@@ -98,6 +98,7 @@ static inline __m128i bf16_narrow(__m256 v) {
 
 #define NLL_DTYPE_F32
 #include "dtype.h"
+#define NLL_KEEP_EXP
 NLL_AVX2_TAIL_HELPERS
 #define NLL_VLOAD(p) _mm256_loadu_ps((const float *)(const void *)(p))
 #define NLL_VLOADN(p, n, fill) FN(load_tail)(p, n, fill)

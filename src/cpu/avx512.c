@@ -69,6 +69,7 @@ static inline __m512 fill_tail(__m512 v, int64_t n, float fill) {
 
 #define NLL_DTYPE_F32
 #include "dtype.h"
+#define NLL_KEEP_EXP
 #define NLL_VLOAD(p) _mm512_loadu_ps(p)
 #define NLL_VLOADN(p, n, fill) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), tail_mask(n), p)
 #define NLL_VSTORE(p, v) _mm512_storeu_ps(p, v)

@@ -295,11 +295,25 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
             FN(store)(p->loss.data, it->offset[NLL_SLOT_LOSS], 0);
         return;
     }
+    /* read before anything is written: the gradient may replace the logits */
+    const NLL_A x_t = valid ? FN(load)(x, row + t * x_class) : 0;
     NLL_A max, log_sum, loss = 0, w_t = 0;
-    FN(row_stats)(x, row, x_class, classes, &max, &log_sum);
+    int kept = 0; /* whether the gradient row already holds exp(x - its block's max) */
+#ifdef NLL_FAST_FUSED
+    float block_max[NLL_KEPT_BLOCKS];
+    if (job->want_grad && !smoothing && x_class == 1 && p->class_stride[NLL_SLOT_GRAD] == 1 &&
+        classes <= NLL_KEPT_CLASSES) {
+        FN(fast_row_stats_kept)(x + row * (int64_t)sizeof(NLL_T),
+                                p->grad.data + it->offset[NLL_SLOT_GRAD] * (int64_t)sizeof(NLL_T),
+                                classes, &max, &log_sum, block_max);
+        kept = 1;
+    }
+#endif
+    if (!kept)
+        FN(row_stats)(x, row, x_class, classes, &max, &log_sum);
     if (valid) {
         w_t = weight ? FN(load)(weight, t * w_stride) : 1;
-        NLL_A log_p_t = (FN(load)(x, row + t * x_class) - max) - log_sum;
+        NLL_A log_p_t = (x_t - max) - log_sum;
         NLL_A nll = weight ? -(log_p_t * w_t) : -log_p_t;
         *nll_sum += (double)nll;
         loss = nll;
@@ -324,6 +338,14 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
         terms.target_g = smoothing ? keep * g_target : g_target;
         terms.target = valid ? t : -1;
         terms.smoothing = smoothing;
+#ifdef NLL_FAST_FUSED
+        if (kept) {
+            FN(fast_row_gradient_kept)(p->grad.data +
+                                           it->offset[NLL_SLOT_GRAD] * (int64_t)sizeof(NLL_T),
+                                       classes, block_max, &terms, x_t);
+            return;
+        }
+#endif
         FN(row_class_gradient)(x, row, x_class, p->grad.data, it->offset[NLL_SLOT_GRAD],
                                p->class_stride[NLL_SLOT_GRAD], classes, weight, w_stride,
                                &terms);
@@ -456,3 +478,4 @@ static void FN(log_softmax_backward)(const nll_softmax_problem *p) {
 #undef NLL_LOG
 #undef NLL_SUFFIX
 #undef NLL_FAST_ROWS
+#undef NLL_FAST_FUSED

@@ -11,7 +11,9 @@
  * Rows are walked in blocks small enough for L1, so the second sweep of a block (and of a row
  * that fits in L2) reads cache, not memory. This file #undefs the load and store macros. */
 
-#define NLL_ROW_BLOCK 2048
+#ifndef NLL_ROW_BLOCK
+#define NLL_ROW_BLOCK 2048 /* elements: 8 KiB of float32, in L1 for a second sweep */
+#endif
 #define NLL_TSIZE ((int64_t)sizeof(NLL_T))
 
 static int FN(fast_has_nan)(const char *x, int64_t n) {
@@ -173,9 +175,96 @@ static void FN(fast_row_log_softmax_backward)(const char *y, const char *g, char
     }
 }
 
+#ifdef NLL_KEEP_EXP
+/* The fused gradient with one exp per element (float32 only: kept values must not lose
+ * precision). The statistics sweep also writes exp(x - block max) into the gradient row —
+ * which may be the logits themselves — and the gradient sweep, from cache, rescales each
+ * block by exp(block max - max - log_sum) * -sum_g. */
+#ifndef NLL_KEPT_BLOCKS
+#define NLL_KEPT_BLOCKS 256
+#endif
+#ifndef NLL_KEPT_CLASSES
+#define NLL_KEPT_CLASSES ((int64_t)NLL_KEPT_BLOCKS * NLL_ROW_BLOCK)
+#endif
+
+static void FN(fast_row_stats_kept)(const char *x, char *kept, int64_t classes, NLL_A *max_out,
+                                    NLL_A *log_sum_out, float *block_max_out) {
+    float max = -INFINITY;
+    double sum = 0;
+    for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
+        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
+        const char *block = x + start * NLL_TSIZE;
+        char *out = kept + start * NLL_TSIZE;
+        NLL_V vmax = NLL_VSET1(-INFINITY);
+        int64_t i = 0;
+        for (; i + NLL_VLEN <= n; i += NLL_VLEN)
+            vmax = NLL_VMAX(vmax, NLL_VLOAD(block + i * NLL_TSIZE));
+        if (i < n)
+            vmax = NLL_VMAX(vmax, NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY));
+        const float block_max = NLL_VHMAX(vmax);
+        block_max_out[b] = block_max;
+        if (block_max == -INFINITY) {
+            if (FN(fast_has_nan)(block, n))
+                sum = NAN;
+            /* exp(-inf) = 0 everywhere; a NaN element stays NaN through the rescale */
+            for (i = 0; i < n; i++)
+                FN(store)(out, i, FN(load)(block, i) == -INFINITY ? 0.0f : FN(load)(block, i));
+            continue;
+        }
+        const NLL_V shift = NLL_VSET1(block_max);
+        NLL_V vsum = NLL_VSET1(0.0f);
+        for (i = 0; i + NLL_VLEN <= n; i += NLL_VLEN) {
+            NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
+            vsum = NLL_VADD(vsum, e);
+            NLL_VSTORE(out + i * NLL_TSIZE, e);
+        }
+        if (i < n) {
+            NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
+            vsum = NLL_VADD(vsum, e);
+            NLL_VSTOREN(out + i * NLL_TSIZE, e, n - i);
+        }
+        const double block_sum = NLL_VHSUM(vsum);
+        if (max == -INFINITY) {
+            sum = sum == sum ? block_sum : sum;
+            max = block_max;
+        } else if (block_max > max) {
+            sum = sum * exp((double)max - block_max) + block_sum;
+            max = block_max;
+        } else {
+            sum += block_sum * exp((double)block_max - max);
+        }
+    }
+    *max_out = max;
+    *log_sum_out = NLL_LOG((NLL_A)sum);
+}
+
+static void FN(fast_row_gradient_kept)(char *grad, int64_t classes, const float *block_max,
+                                       const FN(gradient_terms) *terms, NLL_A x_t) {
+    for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
+        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
+        char *block = grad + start * NLL_TSIZE;
+        /* softmax = kept * exp(block max - max - log_sum); 0 * NaN stays NaN as in PyTorch */
+        const NLL_V factor = NLL_VSET1(
+            (float)(exp((double)block_max[b] - terms->max - terms->log_sum) * -terms->sum_g));
+        int64_t i = 0;
+        for (; i + NLL_VLEN <= n; i += NLL_VLEN)
+            NLL_VSTORE(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOAD(block + i * NLL_TSIZE), factor));
+        if (i < n)
+            NLL_VSTOREN(block + i * NLL_TSIZE,
+                        NLL_VMUL(NLL_VLOADN(block + i * NLL_TSIZE, n - i, 0.0f), factor), n - i);
+    }
+    if (terms->target >= 0) {
+        NLL_A log_p = (x_t - terms->max) - terms->log_sum;
+        FN(store)(grad, terms->target, terms->target_g - NLL_EXP(log_p) * terms->sum_g);
+    }
+}
+
+#define NLL_FAST_FUSED 1
+#undef NLL_KEEP_EXP
+#endif
+
 #define NLL_FAST_ROWS 1
 
-#undef NLL_ROW_BLOCK
 #undef NLL_TSIZE
 #undef NLL_VLOAD
 #undef NLL_VLOADN
