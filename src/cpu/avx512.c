@@ -40,6 +40,8 @@ static inline __m512 exp_avx512(__m512 x) {
 #define NLL_VMAX(a, b) _mm512_max_ps(a, b)
 #define NLL_VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define NLL_VEXP(v) nll_exp_avx512(v)
+#define NLL_VLOADF(p) _mm512_loadu_ps(p)
+#define NLL_VSTOREF(p, v) _mm512_storeu_ps(p, v)
 #define NLL_VHSUM(v) _mm512_reduce_add_ps(v)
 #define NLL_VHMAX(v) _mm512_reduce_max_ps(v)
 #define NLL_VKEEP(v, n) _mm512_maskz_mov_ps(tail_mask(n), v)

@@ -352,6 +352,69 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
     }
 }
 
+#ifdef NLL_FAST_ROWS
+/* Rows of at most one vector (C <= NLL_VLEN), classes contiguous, one sample axis, no label
+ * smoothing: one masked load per row and no per-element loop, for the many short rows of
+ * small classifiers. */
+static int FN(small_rows_apply)(const nll_loss_problem *p) {
+    return !p->probability && p->label_smoothing == 0 && p->classes > 0 &&
+           p->classes <= NLL_VLEN && p->samples_iter.ndim == 1 &&
+           p->class_stride[NLL_SLOT_INPUT] == 1 &&
+           (!p->grad.present || p->class_stride[NLL_SLOT_GRAD] == 1);
+}
+
+static void FN(small_rows)(const FN(loss_job) *job, int64_t begin, int64_t stop,
+                           double *nll_sum) {
+    const nll_loss_problem *p = job->p;
+    const int64_t classes = p->classes, item = (int64_t)sizeof(NLL_T);
+    const nll_iter *walk = &p->samples_iter;
+    const int64_t x_step = walk->strides[NLL_SLOT_INPUT][0] * item;
+    const int64_t t_step = walk->strides[NLL_SLOT_TARGET][0] * p->target.item_size;
+    const int none = p->reduction == NLL_REDUCTION_NONE;
+    for (int64_t i = begin; i < stop; i++) {
+        const char *x = p->input.data + i * x_step;
+        const int64_t t = p->load_index(p->target.data + i * t_step);
+        const int valid = t != p->ignore_index;
+        if (!valid && !job->want_grad) {
+            if (job->want_loss && none)
+                FN(store)(p->loss.data, i * walk->strides[NLL_SLOT_LOSS][0], 0);
+            continue;
+        }
+        const NLL_V v = NLL_VLOADN(x, classes, -INFINITY);
+        const float max = NLL_VHMAX(v);
+        const NLL_V e = NLL_VEXP(NLL_VSUB(v, NLL_VSET1(max))); /* 0 in unused lanes */
+        const float sum = NLL_VHSUM(e);
+        const NLL_A log_sum = NLL_LOG(sum);
+        NLL_A w_t = 0, loss = 0;
+        if (valid) {
+            w_t = p->weight.present ? FN(load)(p->weight.data, t * p->weight.strides[0]) : 1;
+            NLL_A log_p_t = (FN(load)(x, t) - max) - log_sum;
+            loss = p->weight.present ? -(log_p_t * w_t) : -log_p_t;
+            *nll_sum += (double)loss;
+        }
+        if (job->want_loss && none)
+            FN(store)(p->loss.data, i * walk->strides[NLL_SLOT_LOSS][0], loss);
+        if (!job->want_grad)
+            continue;
+        NLL_A scale = 0;
+        if (valid)
+            scale = (NLL_A)((p->grad_loss.present
+                                 ? (double)FN(load)(p->grad_loss.data,
+                                                    i * walk->strides[NLL_SLOT_GRAD_LOSS][0])
+                                 : 1.0) /
+                            job->denominator);
+        const NLL_A g_target = -(w_t * scale);
+        /* softmax * -sum(G), then G's one non-zero entry added at the target */
+        float lanes[NLL_VLEN];
+        NLL_VSTOREF(lanes, NLL_VMUL(e, NLL_VSET1(-g_target / sum)));
+        if (valid)
+            lanes[t] += g_target;
+        char *grad = p->grad.data + i * walk->strides[NLL_SLOT_GRAD][0] * item;
+        NLL_VSTOREN(grad, NLL_VLOADF(lanes), classes);
+    }
+}
+#endif
+
 static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
     FN(loss_job) *job = arg;
     const nll_loss_problem *p = job->p;
@@ -361,6 +424,14 @@ static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
         nll_iter it = p->samples_iter;
         nll_iter_seek(&it, begin);
         double total = 0, smooth = 0;
+#ifdef NLL_FAST_ROWS
+        if (FN(small_rows_apply)(p)) {
+            FN(small_rows)(job, begin, stop, &total);
+            job->loss_partial[b] = total;
+            job->weight_partial[b] = 0;
+            continue;
+        }
+#endif
         for (int64_t i = begin; i < stop; i++, nll_iter_next(&it)) {
             if (p->probability)
                 total += FN(cross_entropy_probability)(job, &it);
@@ -479,3 +550,7 @@ static void FN(log_softmax_backward)(const nll_softmax_problem *p) {
 #undef NLL_SUFFIX
 #undef NLL_FAST_ROWS
 #undef NLL_FAST_FUSED
+#undef NLL_VLOAD
+#undef NLL_VLOADN
+#undef NLL_VSTORE
+#undef NLL_VSTOREN

@@ -8,8 +8,9 @@
  *   NLL_VKEEP(v, n)                    v with lanes n and above set to 0
  *   NLL_VLOAD(p), NLL_VSTORE(p, v)     a full vector of NLL_T at p (char *), as float32
  *   NLL_VLOADN(p, n, fill), NLL_VSTOREN(p, v, n)   the first n < NLL_VLEN elements
+ *   NLL_VSTOREF(float *, v)            a vector to float32 lanes
  * Rows are walked in blocks small enough for L1, so the second sweep of a block (and of a row
- * that fits in L2) reads cache, not memory. This file #undefs the load and store macros. */
+ * that fits in L2) reads cache, not memory. ref_body.h #undefs the load and store macros. */
 
 #ifndef NLL_ROW_BLOCK
 #define NLL_ROW_BLOCK 2048 /* elements: 8 KiB of float32, in L1 for a second sweep */
@@ -266,7 +267,3 @@ static void FN(fast_row_gradient_kept)(char *grad, int64_t classes, const float 
 #define NLL_FAST_ROWS 1
 
 #undef NLL_TSIZE
-#undef NLL_VLOAD
-#undef NLL_VLOADN
-#undef NLL_VSTORE
-#undef NLL_VSTOREN
