@@ -118,7 +118,20 @@ void nll_iter_init(nll_iter *it, const int64_t *shape, int ndim);
 /* Sets a slot's strides from a view's, skipping axis skip (-1 for none); an absent view or a
  * 0-d view (broadcast scalar) gives zero strides. */
 void nll_iter_slot(nll_iter *it, int slot, const nll_view *view, int skip);
-void nll_iter_next(nll_iter *it);
+/* Inline: it runs once per row (and per target in validation). */
+static inline void nll_iter_next(nll_iter *it) {
+    for (int d = it->ndim - 1; d >= 0; d--) {
+        if (it->index[d] + 1 < it->shape[d]) {
+            it->index[d]++;
+            for (int s = 0; s < NLL_ITER_SLOTS; s++)
+                it->offset[s] += it->strides[s][d];
+            return;
+        }
+        for (int s = 0; s < NLL_ITER_SLOTS; s++)
+            it->offset[s] -= it->strides[s][d] * it->index[d];
+        it->index[d] = 0;
+    }
+}
 /* Moves to the row-major position flat (0 <= flat < the shape's element count). */
 void nll_iter_seek(nll_iter *it, int64_t flat);
 

@@ -380,20 +380,6 @@ void nll_iter_slot(nll_iter *it, int slot, const nll_view *view, int skip) {
             it->strides[slot][out++] = view->strides[d];
 }
 
-void nll_iter_next(nll_iter *it) {
-    for (int d = it->ndim - 1; d >= 0; d--) {
-        if (it->index[d] + 1 < it->shape[d]) {
-            it->index[d]++;
-            for (int s = 0; s < NLL_ITER_SLOTS; s++)
-                it->offset[s] += it->strides[s][d];
-            return;
-        }
-        for (int s = 0; s < NLL_ITER_SLOTS; s++)
-            it->offset[s] -= it->strides[s][d] * it->index[d];
-        it->index[d] = 0;
-    }
-}
-
 void nll_iter_seek(nll_iter *it, int64_t flat) {
     for (int s = 0; s < NLL_ITER_SLOTS; s++)
         it->offset[s] = 0;

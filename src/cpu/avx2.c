@@ -4,7 +4,7 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "vexp.h"
+#include "vmath.h"
 
 #include "../internal.h"
 
@@ -62,6 +62,7 @@ static inline __m256 keep_avx2(__m256 v, int64_t n) {
 #define NLL_VEXP(v) nll_exp_avx2(v)
 #define NLL_VLOADF(p) _mm256_loadu_ps(p)
 #define NLL_VSTOREF(p, v) _mm256_storeu_ps(p, v)
+#define NLL_VLOG(v) nll_log_avx2(v)
 #define NLL_VHSUM(v) hsum_avx2(v)
 #define NLL_VHMAX(v) hmax_avx2(v)
 #define NLL_VKEEP(v, n) keep_avx2(v, n)

@@ -4,7 +4,7 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "vexp.h"
+#include "vmath.h"
 
 #include "../internal.h"
 
@@ -42,6 +42,7 @@ static inline __m512 exp_avx512(__m512 x) {
 #define NLL_VEXP(v) nll_exp_avx512(v)
 #define NLL_VLOADF(p) _mm512_loadu_ps(p)
 #define NLL_VSTOREF(p, v) _mm512_storeu_ps(p, v)
+#define NLL_VLOG(v) nll_log_avx512(v)
 #define NLL_VHSUM(v) _mm512_reduce_add_ps(v)
 #define NLL_VHMAX(v) _mm512_reduce_max_ps(v)
 #define NLL_VKEEP(v, n) _mm512_maskz_mov_ps(tail_mask(n), v)

@@ -371,46 +371,54 @@ static void FN(small_rows)(const FN(loss_job) *job, int64_t begin, int64_t stop,
     const int64_t x_step = walk->strides[NLL_SLOT_INPUT][0] * item;
     const int64_t t_step = walk->strides[NLL_SLOT_TARGET][0] * p->target.item_size;
     const int none = p->reduction == NLL_REDUCTION_NONE;
-    for (int64_t i = begin; i < stop; i++) {
-        const char *x = p->input.data + i * x_step;
-        const int64_t t = p->load_index(p->target.data + i * t_step);
-        const int valid = t != p->ignore_index;
-        if (!valid && !job->want_grad) {
+    /* NLL_VLEN rows at a time, so their logs take one vector log */
+    NLL_V exps[NLL_VLEN];
+    float maxes[NLL_VLEN], sums[NLL_VLEN], log_sums[NLL_VLEN];
+    for (int64_t group = begin; group < stop; group += NLL_VLEN) {
+        const int64_t rows = stop - group < NLL_VLEN ? stop - group : NLL_VLEN;
+        for (int64_t r = 0; r < NLL_VLEN; r++) {
+            if (r >= rows) {
+                sums[r] = 1.0f;
+                continue;
+            }
+            const NLL_V v = NLL_VLOADN(p->input.data + (group + r) * x_step, classes, -INFINITY);
+            maxes[r] = NLL_VHMAX(v);
+            exps[r] = NLL_VEXP(NLL_VSUB(v, NLL_VSET1(maxes[r]))); /* 0 in unused lanes */
+            sums[r] = NLL_VHSUM(exps[r]);
+        }
+        NLL_VSTOREF(log_sums, NLL_VLOG(NLL_VLOADF(sums)));
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t i = group + r;
+            const char *x = p->input.data + i * x_step;
+            const int64_t t = p->load_index(p->target.data + i * t_step);
+            const int valid = t != p->ignore_index;
+            NLL_A w_t = 0, loss = 0;
+            if (valid) {
+                w_t = p->weight.present ? FN(load)(p->weight.data, t * p->weight.strides[0]) : 1;
+                NLL_A log_p_t = (FN(load)(x, t) - maxes[r]) - log_sums[r];
+                loss = p->weight.present ? -(log_p_t * w_t) : -log_p_t;
+                *nll_sum += (double)loss;
+            }
             if (job->want_loss && none)
-                FN(store)(p->loss.data, i * walk->strides[NLL_SLOT_LOSS][0], 0);
-            continue;
+                FN(store)(p->loss.data, i * walk->strides[NLL_SLOT_LOSS][0], loss);
+            if (!job->want_grad)
+                continue;
+            NLL_A scale = 0;
+            if (valid)
+                scale = (NLL_A)((p->grad_loss.present
+                                     ? (double)FN(load)(p->grad_loss.data,
+                                                        i * walk->strides[NLL_SLOT_GRAD_LOSS][0])
+                                     : 1.0) /
+                                job->denominator);
+            const NLL_A g_target = -(w_t * scale);
+            /* softmax * -sum(G), then G's one non-zero entry added at the target */
+            float lanes[NLL_VLEN];
+            NLL_VSTOREF(lanes, NLL_VMUL(exps[r], NLL_VSET1(-g_target / sums[r])));
+            if (valid)
+                lanes[t] += g_target;
+            char *grad = p->grad.data + i * walk->strides[NLL_SLOT_GRAD][0] * item;
+            NLL_VSTOREN(grad, NLL_VLOADF(lanes), classes);
         }
-        const NLL_V v = NLL_VLOADN(x, classes, -INFINITY);
-        const float max = NLL_VHMAX(v);
-        const NLL_V e = NLL_VEXP(NLL_VSUB(v, NLL_VSET1(max))); /* 0 in unused lanes */
-        const float sum = NLL_VHSUM(e);
-        const NLL_A log_sum = NLL_LOG(sum);
-        NLL_A w_t = 0, loss = 0;
-        if (valid) {
-            w_t = p->weight.present ? FN(load)(p->weight.data, t * p->weight.strides[0]) : 1;
-            NLL_A log_p_t = (FN(load)(x, t) - max) - log_sum;
-            loss = p->weight.present ? -(log_p_t * w_t) : -log_p_t;
-            *nll_sum += (double)loss;
-        }
-        if (job->want_loss && none)
-            FN(store)(p->loss.data, i * walk->strides[NLL_SLOT_LOSS][0], loss);
-        if (!job->want_grad)
-            continue;
-        NLL_A scale = 0;
-        if (valid)
-            scale = (NLL_A)((p->grad_loss.present
-                                 ? (double)FN(load)(p->grad_loss.data,
-                                                    i * walk->strides[NLL_SLOT_GRAD_LOSS][0])
-                                 : 1.0) /
-                            job->denominator);
-        const NLL_A g_target = -(w_t * scale);
-        /* softmax * -sum(G), then G's one non-zero entry added at the target */
-        float lanes[NLL_VLEN];
-        NLL_VSTOREF(lanes, NLL_VMUL(e, NLL_VSET1(-g_target / sum)));
-        if (valid)
-            lanes[t] += g_target;
-        char *grad = p->grad.data + i * walk->strides[NLL_SLOT_GRAD][0] * item;
-        NLL_VSTOREN(grad, NLL_VLOADF(lanes), classes);
     }
 }
 #endif

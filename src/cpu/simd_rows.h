@@ -3,12 +3,12 @@
  * by each instruction set's file (avx512.c, avx2.c), which defines
  *   NLL_V, NLL_VLEN                    the float32 vector type and its lane count
  *   NLL_VSET1 NLL_VADD NLL_VSUB NLL_VMUL NLL_VMAX NLL_VFMA(a, b, c) = a * b + c
- *   NLL_VEXP                           exp, NaN in NaN out, 0 for -inf, within a few ulp
+ *   NLL_VEXP, NLL_VLOG                 exp and log (src/cpu/vmath.h): NaN in NaN out, within 1 ulp
  *   NLL_VHSUM, NLL_VHMAX               horizontal sum and max, to float
  *   NLL_VKEEP(v, n)                    v with lanes n and above set to 0
  *   NLL_VLOAD(p), NLL_VSTORE(p, v)     a full vector of NLL_T at p (char *), as float32
  *   NLL_VLOADN(p, n, fill), NLL_VSTOREN(p, v, n)   the first n < NLL_VLEN elements
- *   NLL_VSTOREF(float *, v)            a vector to float32 lanes
+ *   NLL_VLOADF, NLL_VSTOREF(float *, v)   a vector from and to float32 lanes
  * Rows are walked in blocks small enough for L1, so the second sweep of a block (and of a row
  * that fits in L2) reads cache, not memory. ref_body.h #undefs the load and store macros. */
 
