@@ -173,7 +173,7 @@ nll_status nll_view_make(const nll_call *call, const char *name, const DLTensor 
                         nll_device_name(tensor->device, device_text, sizeof device_text));
 
     if (numel == 0) {
-        view->data = tensor->data ? (char *)tensor->data + tensor->byte_offset : NULL;
+        view->data = tensor->data; /* never read: byte_offset may point anywhere */
         view->lo = view->hi = 0;
         return NLL_OK;
     }
