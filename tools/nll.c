@@ -1,40 +1,42 @@
-/* nll: the command-line face of libnll. Uses only the public header, the npy module and libc
- * (plus getpid, to name temporary files). */
+/* nll: the command-line face of libnll. Uses only the public header, the format module
+ * (formats.h) and the subcommands' modules: check.c, demo.c. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "cli.h"
+#include "formats.h"
 #include "nll.h"
-#include "npy.h"
-
-/* Exit statuses: the contract scripts rely on. */
-enum { EXIT_OK = 0, EXIT_REJECTED = 1, EXIT_USAGE = 2 };
 
 static void print_usage(FILE *f)
 {
     fputs("usage:\n"
           "  nll --version\n"
           "  nll --help\n"
-          "  nll loss --input X.npy --target T.npy [options]\n"
-          "  nll demo\n"
+          "  nll loss --input X --target T [options]\n"
+          "  nll check --target T [--input X] [--classes C] [--op nll|cross-entropy]\n"
+          "            [--ignore-index N] [--weight W] [--json]\n"
+          "  nll convert IN OUT\n"
+          "  nll demo [--device cpu|cuda] [--epochs N] [--data FILE] [--plot FILE.png | --no-plot]\n"
+          "\n"
+          "Files: .npy (versions 1-3, C or Fortran order, either byte order), .npz (stored or\n"
+          "deflated; FILE.npz:NAME picks an array) and .safetensors (FILE.safetensors:NAME picks\n"
+          "a tensor); a container holding one tensor needs no NAME.\n"
           "\n"
           "nll loss computes a loss (and optionally its gradient) with libnll.\n"
-          "  --input X.npy            log-probabilities (--op nll) or logits (--op cross-entropy):\n"
-          "                           (C), (N, C) or (N, C, d1, ..., dk), float16/32/64\n"
-          "  --target T.npy           class indices (any integer dtype), or for cross-entropy\n"
+          "  --input X                log-probabilities (--op nll) or logits (--op cross-entropy):\n"
+          "                           (C), (N, C) or (N, C, d1, ..., dk), float16/32/64, bfloat16\n"
+          "  --target T               class indices (any integer dtype), or for cross-entropy\n"
           "                           class probabilities of the input's exact shape\n"
           "  --op nll|cross-entropy   nll_loss (default) or cross_entropy\n"
-          "  --weight W.npy           per-class weight, 1-D (C), the input's dtype\n"
+          "  --weight W               per-class weight, 1-D (C), the input's dtype\n"
           "  --reduction mean|sum|none   default mean\n"
           "  --ignore-index N         targets equal to N add nothing (default -100)\n"
           "  --label-smoothing X      cross-entropy only, in [0, 1] (default 0)\n"
-          "  --out LOSS.npy           write the loss (0-d for mean/sum) in the input's dtype\n"
+          "  --out LOSS.npy           write the loss (0-d for mean/sum) in the input's dtype;\n"
+          "                           a name ending in .safetensors writes that format\n"
           "  --grad GRAD.npy          write d(sum of the loss)/d(input), the input's shape\n"
           "  --no-check-finite        do not reject NaN or +inf in the input\n"
           "  --allow-float-targets    accept whole-number float class indices\n"
@@ -42,147 +44,24 @@ static void print_usage(FILE *f)
           "  Mean and sum losses are printed as 'loss: <value>'; a 'none' loss is printed as a\n"
           "  flat list only when --out is not given.\n"
           "\n"
-          "nll demo shows a common mistake (float32 labels) and its fix.\n"
+          "nll check reads a target (and optionally the input and weight) and reports what would\n"
+          "break or silently spoil training, with the fix for each finding: dtype, shape, class\n"
+          "range (1-based labels, -1 padding, 255 void labels, gaps), ignored targets, a class\n"
+          "histogram, NaN/inf, and whether the input rows are log-probabilities, probabilities\n"
+          "or logits. --classes C (or the input's class axis) gives the class count; --json\n"
+          "prints the findings as one JSON document. Exit status 0: no problem found; 1: a\n"
+          "problem found; 2: usage or file error.\n"
           "\n"
-          "exit status: 0 success, 1 input rejected by libnll, 2 usage or file error\n",
+          "nll convert writes the tensor IN (any format above) to OUT (.npy, or .safetensors),\n"
+          "C order, little-endian.\n"
+          "\n"
+          "nll demo shows the classic mistakes with libnll's messages and fixes, then trains a\n"
+          "softmax-regression classifier on the UCI handwritten digits with libnll's fused\n"
+          "cross-entropy (a loss-curve PNG when gnuplot is installed).\n"
+          "\n"
+          "exit status: 0 success, 1 input rejected by libnll (or problems found), 2 usage or\n"
+          "file error\n",
           f);
-}
-
-static int usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see nll --help)\n");
-    return EXIT_USAGE;
-}
-
-/* ---- numbers ---- */
-
-static double half_to_double(uint16_t h)
-{
-    int exp = (h >> 10) & 0x1f;
-    int mant = h & 0x3ff;
-    double v;
-    if (exp == 0)
-        v = ldexp((double)mant, -24);
-    else if (exp == 31)
-        v = mant ? NAN : INFINITY;
-    else
-        v = ldexp((double)(mant | 0x400), exp - 25);
-    return (h & 0x8000) ? -v : v;
-}
-
-/* Element i of a compact float tensor as a double. */
-static double element(const DLTensor *t, int64_t i)
-{
-    const char *p = (const char *)t->data + t->byte_offset;
-    if (t->dtype.code == kDLFloat && t->dtype.bits == 64) {
-        double v;
-        memcpy(&v, p + i * 8, 8);
-        return v;
-    }
-    if (t->dtype.code == kDLFloat && t->dtype.bits == 32) {
-        float v;
-        memcpy(&v, p + i * 4, 4);
-        return v;
-    }
-    if (t->dtype.bits == 16) {
-        uint16_t h;
-        memcpy(&h, p + i * 2, 2);
-        if (t->dtype.code == kDLBfloat) {
-            uint32_t u = (uint32_t)h << 16;
-            float v;
-            memcpy(&v, &u, 4);
-            return v;
-        }
-        return half_to_double(h);
-    }
-    return NAN;
-}
-
-/* "%.9g" (float64: "%.17g"); NaN prints as "nan" whatever its sign bit. */
-static void print_number(const DLTensor *t, int64_t i)
-{
-    double v = element(t, i);
-    if (isnan(v))
-        fputs("nan", stdout);
-    else
-        printf(t->dtype.bits == 64 ? "%.17g" : "%.9g", v);
-}
-
-static int parse_int64(const char *s, int64_t *out)
-{
-    char *end;
-    long long v;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno == ERANGE)
-        return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    double v;
-    errno = 0;
-    v = strtod(s, &end);
-    if (*s == '\0' || *end != '\0' || errno == ERANGE)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* ---- outputs ---- */
-
-typedef struct output {
-    const char *path; /* NULL: not requested */
-    const DLTensor *tensor;
-    char tmp[4096];
-    int written;
-} output;
-
-/* Writes every output to a temporary file beside it, then renames them all into place, so a
- * failure leaves no output created or changed (barring a failed rename, which is rare). */
-static int write_outputs(output *outs, int n, const char *cmd)
-{
-    char err[NPY_ERROR_SIZE];
-    int i, failed = 0;
-
-    for (i = 0; i < n && !failed; i++) {
-        if (outs[i].path == NULL)
-            continue;
-        if ((size_t)snprintf(outs[i].tmp, sizeof outs[i].tmp, "%s.nll-tmp-%ld-%d", outs[i].path,
-                             (long)getpid(), i) >= sizeof outs[i].tmp) {
-            fprintf(stderr, "%s: %s: path too long\n", cmd, outs[i].path);
-            failed = 1;
-            break;
-        }
-        if (npy_save(outs[i].tmp, outs[i].tensor, err, sizeof err)) {
-            fprintf(stderr, "%s: %s\n", cmd, err);
-            remove(outs[i].tmp);
-            failed = 1;
-            break;
-        }
-        outs[i].written = 1;
-    }
-    for (i = 0; i < n && !failed; i++) {
-        if (outs[i].written && rename(outs[i].tmp, outs[i].path) != 0) {
-            fprintf(stderr, "%s: %s: cannot rename into place: %s\n", cmd, outs[i].path,
-                    strerror(errno));
-            failed = 1;
-        } else {
-            outs[i].written = 0;
-        }
-    }
-    for (i = 0; i < n; i++)
-        if (outs[i].written)
-            remove(outs[i].tmp);
-    return failed ? -1 : 0;
 }
 
 /* ---- nll loss ---- */
@@ -196,55 +75,23 @@ typedef struct loss_args {
     int check_finite, allow_float_targets, help;
 } loss_args;
 
-/* Returns 0, EXIT_USAGE after printing the problem. */
+/* Returns 0, or EXIT_USAGE after printing the problem. */
 static int parse_loss_args(int argc, char **argv, loss_args *a)
 {
+    static const cli_option options[] = {
+        {"--input", 1},  {"--target", 1},         {"--op", 1},
+        {"--weight", 1}, {"--reduction", 1},      {"--ignore-index", 1},
+        {"--label-smoothing", 1}, {"--out", 1},   {"--grad", 1},
+        {"--no-check-finite", 0}, {"--allow-float-targets", 0}, {"--help", 0}, {"-h", 0}};
+    enum { N_OPTIONS = sizeof options / sizeof options[0] };
     const char *cmd = "nll loss";
-    int i, seen[16] = {0};
-    static const char *const valued[] = {"--input",        "--target",       "--op",
-                                         "--weight",       "--reduction",    "--ignore-index",
-                                         "--label-smoothing", "--out",       "--grad"};
-    static const char *const flags[] = {"--no-check-finite", "--allow-float-targets", "--help",
-                                        "-h"};
+    int i, seen[N_OPTIONS] = {0};
 
     for (i = 0; i < argc; i++) {
-        const char *arg = argv[i], *val = NULL, *eq = NULL;
-        size_t name_len = strlen(arg);
-        int k, opt = -1, flag = -1;
-
-        if (strncmp(arg, "--", 2) == 0 && (eq = strchr(arg, '=')) != NULL)
-            name_len = (size_t)(eq - arg);
-        for (k = 0; k < (int)(sizeof valued / sizeof valued[0]); k++)
-            if (strlen(valued[k]) == name_len && strncmp(arg, valued[k], name_len) == 0)
-                opt = k;
-        for (k = 0; k < (int)(sizeof flags / sizeof flags[0]); k++)
-            if (strlen(flags[k]) == name_len && strncmp(arg, flags[k], name_len) == 0)
-                flag = k;
-        if (opt < 0 && flag < 0) {
-            if (arg[0] == '-')
-                return usage_error(cmd, "unknown option '%.*s'", (int)name_len, arg);
-            return usage_error(cmd, "unexpected argument '%s'", arg);
-        }
-        if (flag >= 0) {
-            if (eq)
-                return usage_error(cmd, "option %s takes no value", flags[flag]);
-            if (flag == 0)
-                a->check_finite = 0;
-            else if (flag == 1)
-                a->allow_float_targets = 1;
-            else
-                a->help = 1;
-            continue;
-        }
-        if (eq)
-            val = eq + 1;
-        else if (i + 1 < argc)
-            val = argv[++i];
-        else
-            return usage_error(cmd, "option %s needs a value", valued[opt]);
-        if (seen[opt]++)
-            return usage_error(cmd, "option %s given twice", valued[opt]);
+        const char *val;
+        int opt = cli_next_option(cmd, argc, argv, &i, options, N_OPTIONS, seen, &val);
         switch (opt) {
+        case -1: return EXIT_USAGE;
         case 0: a->input = val; break;
         case 1: a->target = val; break;
         case 2:
@@ -276,7 +123,10 @@ static int parse_loss_args(int argc, char **argv, loss_args *a)
                 return usage_error(cmd, "--label-smoothing '%s' is not a number", val);
             break;
         case 7: a->out = val; break;
-        default: a->grad = val; break;
+        case 8: a->grad = val; break;
+        case 9: a->check_finite = 0; break;
+        case 10: a->allow_float_targets = 1; break;
+        default: a->help = 1; break;
         }
     }
     if (a->help)
@@ -298,10 +148,10 @@ static int parse_loss_args(int argc, char **argv, loss_args *a)
 static int alloc_tensor(DLTensor *t, DLDataType dtype, int ndim, int64_t *shape)
 {
     int64_t count = 1;
-    size_t itemsize = npy_itemsize(dtype);
+    size_t itemsize = fmt_itemsize(dtype);
     int i;
     for (i = 0; i < ndim; i++)
-        count *= shape[i]; /* the npy reader has already ruled out overflow */
+        count *= shape[i]; /* the readers have already ruled out overflow */
     memset(t, 0, sizeof *t);
     t->data = calloc((size_t)count ? (size_t)count : 1, itemsize ? itemsize : 1);
     if (t->data == NULL)
@@ -313,24 +163,25 @@ static int alloc_tensor(DLTensor *t, DLDataType dtype, int ndim, int64_t *shape)
     return 0;
 }
 
-static int64_t tensor_count(const DLTensor *t)
+static double loss_element(const DLTensor *t, int64_t i)
 {
-    int64_t count = 1;
-    int i;
-    for (i = 0; i < t->ndim; i++)
-        count *= t->shape[i];
-    return count;
+    fmt_array view;
+    memset(&view, 0, sizeof view);
+    view.data = t->data;
+    view.dtype = t->dtype;
+    view.row_major = 1;
+    return fmt_get_double(&view, i);
 }
 
 static int run_loss(const loss_args *a)
 {
     const char *cmd = "nll loss";
-    npy_array input, target, weight;
-    char err[NPY_ERROR_SIZE];
+    fmt_array input, target, weight;
+    char err[FMT_ERROR_SIZE];
     nll_context *ctx = NULL;
     nll_options opts = nll_options_default();
     DLTensor loss, grad;
-    int64_t loss_shape[NPY_MAX_NDIM];
+    int64_t loss_shape[FMT_MAX_NDIM];
     int loss_ndim = 0, rc = EXIT_USAGE, i, class_dim;
     nll_status st;
 
@@ -340,9 +191,9 @@ static int run_loss(const loss_args *a)
     memset(&loss, 0, sizeof loss);
     memset(&grad, 0, sizeof grad);
 
-    if (npy_load(a->input, &input, err, sizeof err) ||
-        npy_load(a->target, &target, err, sizeof err) ||
-        (a->weight && npy_load(a->weight, &weight, err, sizeof err))) {
+    if (fmt_load(a->input, &input, err, sizeof err) ||
+        fmt_load(a->target, &target, err, sizeof err) ||
+        (a->weight && fmt_load(a->weight, &weight, err, sizeof err))) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         goto done;
     }
@@ -372,20 +223,20 @@ static int run_loss(const loss_args *a)
     opts.reduction = a->reduction;
     opts.ignore_index = a->ignore_index;
     opts.label_smoothing = a->label_smoothing;
-    opts.weight = a->weight ? npy_tensor(&weight) : NULL;
+    opts.weight = a->weight ? fmt_tensor(&weight) : NULL;
     opts.flags = (a->check_finite ? NLL_CHECK_FINITE : 0u) |
                  (a->allow_float_targets ? NLL_ALLOW_FLOAT_TARGETS : 0u);
 
     if (a->cross_entropy && a->grad)
-        st = nll_cross_entropy_fused(ctx, npy_tensor(&input), npy_tensor(&target), &opts, &loss,
+        st = nll_cross_entropy_fused(ctx, fmt_tensor(&input), fmt_tensor(&target), &opts, &loss,
                                      &grad);
     else if (a->cross_entropy)
-        st = nll_cross_entropy_forward(ctx, npy_tensor(&input), npy_tensor(&target), &opts,
+        st = nll_cross_entropy_forward(ctx, fmt_tensor(&input), fmt_tensor(&target), &opts,
                                        &loss);
     else {
-        st = nll_loss_forward(ctx, npy_tensor(&input), npy_tensor(&target), &opts, &loss, NULL);
+        st = nll_loss_forward(ctx, fmt_tensor(&input), fmt_tensor(&target), &opts, &loss, NULL);
         if (st == NLL_OK && a->grad)
-            st = nll_loss_backward(ctx, NULL, npy_tensor(&input), npy_tensor(&target), &opts,
+            st = nll_loss_backward(ctx, NULL, fmt_tensor(&input), fmt_tensor(&target), &opts,
                                    &grad);
     }
     if (st != NLL_OK) {
@@ -399,22 +250,26 @@ static int run_loss(const loss_args *a)
         memset(outs, 0, sizeof outs);
         outs[0].path = a->out;
         outs[0].tensor = &loss;
+        outs[0].name = "loss";
         outs[1].path = a->grad;
         outs[1].tensor = &grad;
+        outs[1].name = "grad";
         if (write_outputs(outs, 2, cmd))
             goto done;
     }
     if (a->reduction != NLL_REDUCTION_NONE) {
         fputs("loss: ", stdout);
-        print_number(&loss, 0);
+        print_value(stdout, loss_element(&loss, 0), loss.dtype.bits);
         putchar('\n');
     } else if (a->out == NULL) {
-        int64_t n = tensor_count(&loss), k;
+        int64_t n = 1, k;
+        for (i = 0; i < loss.ndim; i++)
+            n *= loss.shape[i];
         fputs("loss: [", stdout);
         for (k = 0; k < n; k++) {
             if (k)
                 fputs(", ", stdout);
-            print_number(&loss, k);
+            print_value(stdout, loss_element(&loss, k), loss.dtype.bits);
         }
         fputs("]\n", stdout);
     }
@@ -424,99 +279,48 @@ done:
     nll_context_destroy(ctx);
     free(loss.data);
     free(grad.data);
-    npy_free(&input);
-    npy_free(&target);
-    npy_free(&weight);
+    fmt_free(&input);
+    fmt_free(&target);
+    fmt_free(&weight);
     if (rc == EXIT_OK && fflush(stdout) != 0)
         rc = EXIT_USAGE;
     return rc;
 }
 
-/* ---- nll demo ---- */
+/* ---- nll convert ---- */
 
-/* Cross-entropy mean of the demo batch with the given target; prints the outcome. */
-static nll_status demo_call(nll_context *ctx, DLTensor *logits, DLTensor *labels, unsigned flags)
+static int run_convert(int argc, char **argv)
 {
-    nll_options opts = nll_options_default();
-    float value = 0.0f;
-    DLTensor loss;
-    nll_status st;
+    const char *cmd = "nll convert";
+    char err[FMT_ERROR_SIZE];
+    fmt_array a;
+    output out;
+    const char *name;
 
-    memset(&loss, 0, sizeof loss);
-    loss.data = &value;
-    loss.device.device_type = kDLCPU;
-    loss.dtype.code = kDLFloat;
-    loss.dtype.bits = 32;
-    loss.dtype.lanes = 1;
-    opts.flags = flags;
-    st = nll_cross_entropy_forward(ctx, logits, labels, &opts, &loss);
-    if (st == NLL_OK)
-        printf("   accepted: loss = %.6f (the mean over the 4 samples)\n", (double)value);
-    else
-        printf("   rejected with %s:\n   %s\n", nll_status_name(st), nll_last_error(ctx));
-    return st;
-}
-
-static int run_demo(void)
-{
-    /* 4 samples, 3 classes: the model's raw scores (logits). */
-    static const float logits_data[4][3] = {
-        {2.0f, 0.5f, -1.0f}, {0.1f, 1.5f, 0.3f}, {-0.5f, 0.2f, 2.2f}, {1.0f, 1.1f, 0.9f}};
-    float labels_f32[4] = {0.0f, 1.0f, 2.0f, 1.0f};
-    int64_t labels_i64[4] = {0, 1, 2, 1};
-    int64_t logits_shape[2] = {4, 3}, labels_shape[1] = {4};
-    DLTensor logits, labels;
-    nll_context *ctx = NULL;
-    nll_status wrong, fixed, allowed;
-
-    if (nll_context_create(&ctx) != NLL_OK) {
-        fputs("nll demo: cannot create a libnll context\n", stderr);
-        return EXIT_REJECTED;
-    }
-    memset(&logits, 0, sizeof logits);
-    logits.data = (void *)logits_data;
-    logits.device.device_type = kDLCPU;
-    logits.ndim = 2;
-    logits.dtype.code = kDLFloat;
-    logits.dtype.bits = 32;
-    logits.dtype.lanes = 1;
-    logits.shape = logits_shape;
-    labels = logits;
-    labels.ndim = 1;
-    labels.shape = labels_shape;
-    labels.data = labels_f32;
-
-    puts("nll demo: class labels that arrive as float32\n"
-         "\n"
-         "A batch of 4 samples and 3 classes: logits of shape (4, 3) and the labels\n"
-         "[0, 1, 2, 1]. The data loader produced the labels as float32, a common slip:\n"
-         "class indices must be integers.\n"
-         "\n"
-         "1. cross_entropy(logits, labels) with float32 labels");
-    wrong = demo_call(ctx, &logits, &labels, 0);
-
-    puts("\n2. The fix: convert the labels to int64 (labels.long() in PyTorch,\n"
-         "   labels.astype(np.int64) in NumPy)");
-    labels.dtype.code = kDLInt;
-    labels.dtype.bits = 64;
-    labels.data = labels_i64;
-    fixed = demo_call(ctx, &logits, &labels, 0);
-
-    puts("\n3. Or keep the float32 labels and pass NLL_ALLOW_FLOAT_TARGETS\n"
-         "   (nll loss --allow-float-targets): every label is checked to be a whole number");
-    labels.dtype.code = kDLFloat;
-    labels.dtype.bits = 32;
-    labels.data = labels_f32;
-    allowed = demo_call(ctx, &logits, &labels, NLL_ALLOW_FLOAT_TARGETS);
-
-    nll_context_destroy(ctx);
-    if (wrong != NLL_OK && fixed == NLL_OK) {
-        printf("\nThe float32 labels were refused with an explanation; as int64 they work%s.\n",
-               allowed == NLL_OK ? ", and so does the opt-in flag" : "");
+    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        print_usage(stdout);
         return EXIT_OK;
     }
-    puts("\nUnexpected: libnll did not behave as this demo expects.");
-    return EXIT_REJECTED;
+    if (argc != 2)
+        return usage_error(cmd, "expects IN and OUT");
+    if (fmt_load(argv[0], &a, err, sizeof err) || fmt_make_row_major(&a, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", cmd, err);
+        fmt_free(&a);
+        return EXIT_USAGE;
+    }
+    /* A tensor picked by name keeps its name in a .safetensors output. */
+    name = strrchr(argv[0], ':');
+    name = name != NULL && a.kind != FMT_NPY ? name + 1 : "tensor";
+    memset(&out, 0, sizeof out);
+    out.path = argv[1];
+    out.tensor = fmt_tensor(&a);
+    out.name = name;
+    if (write_outputs(&out, 1, cmd)) {
+        fmt_free(&a);
+        return EXIT_USAGE;
+    }
+    fmt_free(&a);
+    return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -551,11 +355,12 @@ int main(int argc, char **argv)
         }
         return run_loss(&a);
     }
-    if (strcmp(argv[1], "demo") == 0) {
-        if (argc > 2)
-            return usage_error("nll demo", "takes no arguments");
-        return run_demo();
-    }
+    if (strcmp(argv[1], "check") == 0)
+        return run_check_command(argc - 2, argv + 2);
+    if (strcmp(argv[1], "convert") == 0)
+        return run_convert(argc - 2, argv + 2);
+    if (strcmp(argv[1], "demo") == 0)
+        return run_demo_command(argc - 2, argv + 2);
     if (argv[1][0] == '-')
         return usage_error("nll", "unknown option '%s'", argv[1]);
     return usage_error("nll", "unknown command '%s'", argv[1]);

@@ -17,8 +17,8 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export PYTHONDONTWRITEBYTECODE=1
 
-if ! "$PY" "$HERE/make_fixtures.py" "$T"; then
-    echo "FAIL fixtures: make_fixtures.py failed"
+if ! "$PY" "$HERE/make_fixtures.py" "$T" || ! "$PY" "$HERE/make_format_fixtures.py" "$T"; then
+    echo "FAIL fixtures: make_fixtures.py or make_format_fixtures.py failed"
     exit 1
 fi
 cd "$T" || exit 1
@@ -525,14 +525,16 @@ fails 2 --input bigdim.npy --target t012.npy
 expect_err 'bigdim\.npy' 'int64'
 end
 
-begin "Fortran order"
-fails 2 --input fortran_X.npy --target t012.npy
-expect_err 'fortran_X\.npy' 'Fortran' 'not supported' 'ascontiguousarray'
+begin "Fortran order is read as column-major (X transposed; the same diagonal)"
+run loss --input fortran_X.npy --target t012.npy
+expect_rc 0
+expect_out "loss: 0.933333337"
 end
 
-begin "big-endian"
-fails 2 --input bigendian_X.npy --target t012.npy
-expect_err 'bigendian_X\.npy' 'big-endian' '>f4'
+begin "big-endian is read, byte-swapped"
+run loss --input bigendian_X.npy --target t012.npy
+expect_rc 0
+expect_out "loss: 0.933333337"
 end
 
 begin "object dtype"
@@ -564,18 +566,243 @@ expect_rc 2
 [ "$(listing o)" = "o.npy " ] || bad "files left: $(listing o)"
 end
 
-# ---- demo ----
+# ---- file formats: round trips through `nll convert` ----
 
-begin "demo"
-run demo
-expect_rc 0
-expect_out_re 'float32' 'NLL_ERROR_FLOAT_TARGET' 'class indices must be integers' '\.long\(\)' \
-    'loss = [0-9.]+' 'NLL_ALLOW_FLOAT_TARGETS'
+begin "round trips: NumPy's .npy (every dtype, both byte orders, C and Fortran order, v1-3), .npz (stored, deflated) and our .safetensors writer, read back equal as .npy and .safetensors"
+mkdir -p conv
+i=0
+while IFS=$'\t' read -r spec expected; do
+    run convert "$spec" "conv/$i.npy"
+    [ "$RC" -eq 0 ] || bad "convert $spec -> .npy: exit $RC: $(head -c 200 stderr)"
+    run convert "$spec" "conv/$i.safetensors"
+    [ "$RC" -eq 0 ] || bad "convert $spec -> .safetensors: exit $RC: $(head -c 200 stderr)"
+    i=$((i + 1))
+done <formats.tsv
+[ "$i" -gt 90 ] || bad "only $i round trips listed"
+msg=$("$PY" "$HERE/check_roundtrip.py") || bad "$(echo "$msg" | head -5 | tr '\n' ';')"
 end
 
-begin "demo takes no arguments"
-run demo extra
+begin "written .safetensors: 8-byte length, JSON header padded to a multiple of 8, one tensor"
+"$PY" -c '
+import json, struct, sys
+b = open("conv/0.safetensors", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+sys.exit(0 if (8 + n) % 8 == 0 and list(h) == ["tensor"]
+         and h["tensor"]["data_offsets"] == [0, len(b) - 8 - n] else 1)' || bad "bad .safetensors layout"
+end
+
+begin "a tensor picked by name keeps its name in a .safetensors output"
+run convert rt.safetensors:i16 named.safetensors
+expect_rc 0
+"$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import safetensors_py as st
+sys.exit(0 if list(st.read("named.safetensors")) == ["i16"] else 1)' "$HERE" || bad "the tensor is not called i16"
+end
+
+begin "npz member by name, with or without .npy"
+run loss --op cross-entropy --input rt_stored.npz:logits --target rt_deflated.npz:labels.npy
+expect_rc 0
+expect_out_re '^loss: [0-9.]+$'
+end
+
+begin "loss from .safetensors inputs, bfloat16, written as .safetensors"
+rm -f bf16_loss.safetensors
+run loss --op cross-entropy --input bf16.safetensors:logits --target bf16.safetensors:labels --out bf16_loss.safetensors
+expect_rc 0
+"$PY" -c '
+import struct, sys
+sys.path.insert(0, sys.argv[1])
+import safetensors_py as st
+code, shape, data = st.read("bf16_loss.safetensors")["loss"]
+value = struct.unpack("<f", b"\0\0" + data)[0]
+printed = float(open("stdout").read().split()[1])
+ref = float(open("bf16.ref").read())
+sys.exit(0 if code == "BF16" and shape == () and abs(value - ref) <= 0.01 * abs(ref)
+         and value == printed else 1)' "$HERE" || bad "bf16 loss differs from PyTorch's or was not written as BF16"
+end
+
+begin "bfloat16 cannot be written as .npy: exit 2, the reason, nothing written"
+rm -f bf16_loss.npy
+run loss --op cross-entropy --input bf16.safetensors:logits --target bf16.safetensors:labels --out bf16_loss.npy
 expect_rc 2
+expect_err 'bfloat16' 'safetensors'
+[ ! -e bf16_loss.npy ] || bad "bf16_loss.npy was created"
+end
+
+begin "a container of several tensors needs a name"
+fails 2 --input rt_stored.npz --target t012.npy
+expect_err 'rt_stored\.npz' 'holds 4 arrays' 'labels' 'rt_stored\.npz:NAME'
+end
+
+begin "an npz member that does not exist"
+fails 2 --input rt_stored.npz:nosuch --target t012.npy
+expect_err "no array 'nosuch'" 'logits'
+end
+
+begin "a safetensors tensor that does not exist"
+fails 2 --input rt.safetensors:nosuch --target t012.npy
+expect_err "no tensor 'nosuch'" 'f64'
+end
+
+begin "a member of a .npy file"
+fails 2 --input X.npy:x --target t012.npy
+expect_err 'no member'
+end
+
+# Corrupt and hostile files: exit 2, one line naming the file, the byte offset where there is one.
+while IFS='|' read -r file patterns; do
+    begin "hostile file $file"
+    fails 2 --input "$file" --target t012.npy
+    IFS='|' read -r -a res <<<"$patterns"
+    expect_err "$(printf '%s' "$file" | sed 's/\./\\./g')" "${res[@]}"
+    end
+done <<'LIST'
+bad_truncated.npz|not a valid
+bad_member.npz|labels\.npy: malformed \.npy header at byte [0-9]+
+bad_header_len.safetensors|header length 1099511627776 at byte 0|past the end
+bad_offsets.safetensors|data_offsets \[0, 16\]|bytes 64\.\.80|past the end
+bad_json.safetensors|malformed JSON header at byte [0-9]+
+bad_shape.safetensors|overflows
+unknown.bin|unknown format
+absurd_header.npy|byte 8
+huge_shape.npy|byte [0-9]+|overflows int64
+LIST
+
+# ---- nll check: golden reports ----
+
+mkdir -p text json
+UPDATE=${NLL_UPDATE_GOLDEN:-}
+check_names=()
+while IFS=$'\t' read -r name want args; do
+    case "$name" in '#'* | '') continue ;; esac
+    check_names+=("$name")
+    begin "check $name"
+    # shellcheck disable=SC2086  # args is a word list of plain file names and options
+    run check $args
+    cp stdout "text/$name.out"
+    echo "$RC" >"text/$name.rc"
+    expect_rc "$want"
+    [ -s stderr ] && bad "unexpected stderr: $(head -c 200 stderr)"
+    if [ -n "$UPDATE" ]; then
+        mkdir -p "$HERE/golden"
+        cp stdout "$HERE/golden/$name.out"
+    elif [ ! -f "$HERE/golden/$name.out" ]; then
+        bad "no golden/$name.out"
+    elif ! diff -u "$HERE/golden/$name.out" stdout >diff.txt; then
+        bad "stdout differs from golden/$name.out: $(head -c 600 diff.txt | tr '\n' '~')"
+    fi
+    # shellcheck disable=SC2086
+    "$NLL" check $args --json >"json/$name.json" 2>stderr
+    echo "$?" >"json/$name.rc"
+    end
+done <"$HERE/check_cases.tsv"
+
+begin "check --json agrees with the text report for every golden case"
+msg=$("$PY" "$HERE/check_json.py" "${check_names[@]}") || bad "$(echo "$msg" | head -8 | tr '\n' ';')"
+end
+
+begin "check --json: a 1-based label file in numbers"
+"$PY" -c '
+import json, sys
+d = json.load(open("json/one_based.json"))
+codes = [f["code"] for f in d["findings"]]
+t = d["targets"]
+sys.exit(0 if codes.count("labels-1-based") == 1 and t["min"] == 1 and t["max"] == 4
+         and t["out_of_range"] == 3 and d["classes"]["count"] == 4
+         and d["histogram"]["never_seen"] == [0] and d["summary"]["ok"] is False else 1)' ||
+    bad "JSON facts of one_based are wrong"
+end
+
+begin "check: usage errors exit 2 with one line"
+for args in "" "--target" "--target ck_labels.npy --classes 0" "--target ck_labels.npy --classes x" \
+    "--target ck_labels.npy --op softmax" "--target ck_labels.npy --frobnicate" \
+    "--target ck_labels.npy --json=1" "--target ck_labels.npy extra"; do
+    # shellcheck disable=SC2086
+    run check $args
+    [ "$RC" -eq 2 ] || bad "'check $args': exit $RC"
+    [ "$(wc -l <stderr)" -eq 1 ] || bad "'check $args': stderr not one line"
+    [ -s stdout ] && bad "'check $args': stdout not empty"
+done
+end
+
+begin "check: file errors exit 2 naming the file"
+for f in nosuch.npy bad_offsets.safetensors rt_stored.npz bad_truncated.npz; do
+    run check --target ck_labels.npy --input "$f"
+    [ "$RC" -eq 2 ] || bad "input $f: exit $RC"
+    grep -q "^nll check: $f" stderr || bad "input $f: stderr '$(head -c 200 stderr)'"
+    [ -s stdout ] && bad "input $f: stdout not empty"
+done
+end
+
+begin "check --help"
+run check --help
+expect_rc 0
+expect_out_re '--target' '--json'
+end
+
+# ---- demo ----
+
+begin "demo: the four mistakes with the library's messages, then training to >= 0.9 held-out accuracy"
+run demo --no-plot
+expect_rc 0
+expect_out_re '^epoch  1/20  loss [0-9.]+  train accuracy 0\.[0-9]+' '^epoch 20/20' \
+    'nll_cross_entropy_fused'
+# The library's messages are word-wrapped: match them on the text with lines joined.
+joined=$(tr -s ' \n' '  ' <stdout)
+for re in 'NLL_ERROR_FLOAT_TARGET: nll_cross_entropy_forward: target has dtype float32, but class indices must be integers' \
+    '\.long\(\)' 'the labels look 1-based \(min 1, max 3\): subtract 1' \
+    '-1 found while ignore_index is -100: if -1 marks padding, pass ignore_index=-1' \
+    'accepted, loss = -[0-9.]+' 'take the log first' 'cross-entropy on the logits gives [0-9.]+, the same'; do
+    grep -Eq -- "$re" <<<"$joined" || bad "stdout lacks /$re/"
+done
+[ "$(grep -c '^   -> rejected with' stdout)" -eq 3 ] || bad "not 3 rejected calls"
+[ "$(grep -c '^   -> loss = ' stdout)" -eq 4 ] || bad "not 4 corrected calls"
+acc=$(sed -n 's/^held-out accuracy: \([0-9.]*\) .*/\1/p' stdout)
+"$PY" -c "import sys; sys.exit(0 if float('${acc:-0}') >= 0.9 else 1)" || bad "held-out accuracy '$acc' < 0.9"
+grep -q $'\r' stdout && bad "a progress bar on a non-terminal stdout"
+[ -s stderr ] && bad "unexpected stderr"
+end
+
+begin "demo is deterministic"
+sed 's/; trained in .*//' stdout >demo1.cut
+run demo --no-plot
+sed 's/; trained in .*//' stdout >demo2.cut
+cmp -s demo1.cut demo2.cut || bad "two runs differ"
+end
+
+begin "demo --epochs 2 --plot: a PNG when gnuplot is installed"
+rm -f curve.png
+run demo --epochs 2 --plot curve.png
+expect_rc 0
+expect_out_re '^epoch  2/2'
+if command -v gnuplot >/dev/null; then
+    [ "$(head -c 4 curve.png | od -An -c | tr -d ' ')" = "211PNG" ] || bad "curve.png is not a PNG"
+    expect_out_re '^loss curve: curve\.png$'
+else
+    [ ! -e curve.png ] || bad "curve.png without gnuplot"
+fi
+end
+
+begin "demo --device cuda: this build has no CUDA backend, exit 2"
+run demo --device cuda
+expect_rc 2
+expect_no_stdout
+expect_err 'this build of libnll has no CUDA backend'
+end
+
+begin "demo: usage errors and a missing data file exit 2"
+for args in "extra" "--device tpu" "--epochs 0" "--plot a.png --no-plot" "--data nosuch.csv.gz"; do
+    # shellcheck disable=SC2086
+    run demo $args
+    [ "$RC" -eq 2 ] || bad "'demo $args': exit $RC"
+done
+expect_err 'nosuch\.csv\.gz'
+end
+
+begin "--help names every command"
+run --help
+expect_rc 0
+expect_out_re 'nll check --target' 'nll convert IN OUT' 'nll demo' '\.npz' '\.safetensors'
 end
 
 echo "cli: $PASS passed, $FAIL failed"
