@@ -188,6 +188,7 @@ typedef struct nll_softmax_problem {
     nll_view input, output, grad_output, grad; /* forward: input -> output; backward: grad */
     int axis;
     int64_t classes;
+    int64_t rows;          /* positions other than the axis: numel / classes (0 when empty) */
     nll_iter rows_iter;    /* slots: 0 input/output-of-forward, 1 output, 2 grad_output, 3 grad */
     int64_t class_stride[NLL_ITER_SLOTS];
 } nll_softmax_problem;

@@ -198,7 +198,7 @@ nll_status nll_view_make(const nll_call *call, const char *name, const DLTensor 
             low += reach;
         }
     }
-    if (high > INT64_MAX / view->item_size - 1 || low < INT64_MIN / view->item_size)
+    if (high > INT64_MAX / view->item_size - 1 || low < -(INT64_MAX / view->item_size))
         goto extent_overflow;
     uintptr_t base = (uintptr_t)tensor->data;
     if (tensor->byte_offset > (uint64_t)(UINTPTR_MAX - base))
@@ -208,7 +208,9 @@ nll_status nll_view_make(const nll_call *call, const char *name, const DLTensor 
     uintptr_t above = (uintptr_t)((high + 1) * view->item_size);
     if (below > base || above > UINTPTR_MAX - base)
         goto extent_overflow;
-    view->data = (char *)tensor->data + tensor->byte_offset;
+    /* from the checked address: data + byte_offset as pointer arithmetic may exceed
+     * PTRDIFF_MAX even where the address is valid */
+    view->data = (char *)base;
     view->lo = base - below;
     view->hi = base + above;
     return NLL_OK;

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -86,7 +87,35 @@ static nll_status check_output_shape(const nll_call *call, const nll_view *outpu
                     why, nll_format_shape(want, sizeof want, shape, ndim));
 }
 
-/* Outputs may not overlap inputs, each other, or themselves (a stride of 0), except where
+/* Whether distinct indices of a tensor always reach distinct elements, by a sufficient test:
+ * taken by increasing |stride|, each dimension's stride must step past everything the smaller
+ * ones span. Holds for every row-major or column-major layout, permuted, sliced, padded or
+ * reversed. Returns the first dimension that fails, or -1. */
+static int self_overlap_dim(const nll_view *view) {
+    int order[NLL_MAX_DIMS], count = 0;
+    for (int d = 0; d < view->ndim; d++)
+        if (view->shape[d] > 1)
+            order[count++] = d;
+    for (int i = 1; i < count; i++) /* insertion sort by |stride| */
+        for (int j = i; j > 0 && llabs((long long)view->strides[order[j]]) <
+                                     llabs((long long)view->strides[order[j - 1]]);
+             j--) {
+            int swap = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = swap;
+        }
+    int64_t span = 0; /* elements covered by the dimensions so far, as offsets 0..span */
+    for (int i = 0; i < count; i++) {
+        int d = order[i];
+        int64_t stride = llabs((long long)view->strides[d]);
+        if (stride <= span)
+            return d;
+        span += stride * (view->shape[d] - 1); /* bounded by the extent checked on entry */
+    }
+    return -1;
+}
+
+/* Outputs may not overlap inputs, each other, or themselves, except where
  * `in_place` names an input that an output may exactly coincide with. */
 static nll_status check_overlaps(const nll_call *call, nll_view *const *outputs, int n_outputs,
                                  nll_view *const *inputs, int n_inputs,
@@ -96,12 +125,18 @@ static nll_status check_overlaps(const nll_call *call, nll_view *const *outputs,
         const nll_view *out = outputs[o];
         if (!out->present || out->numel == 0)
             continue;
-        for (int d = 0; d < out->ndim; d++)
-            if (out->shape[d] > 1 && out->strides[d] == 0)
-                return nll_fail(call, NLL_ERROR_OVERLAP, out->name,
-                                "%s has stride 0 in dim %d, so its elements overlap; outputs "
-                                "need distinct elements",
-                                out->name, d);
+        int self_dim = self_overlap_dim(out);
+        if (self_dim >= 0) {
+            char shape_text[256], strides_text[256];
+            return nll_fail(call, NLL_ERROR_OVERLAP, out->name,
+                            "%s of shape %s with strides %s may reach one element from two "
+                            "positions (dim %d); outputs need distinct elements",
+                            out->name,
+                            nll_format_shape(shape_text, sizeof shape_text, out->shape, out->ndim),
+                            nll_format_shape(strides_text, sizeof strides_text, out->strides,
+                                             out->ndim),
+                            self_dim);
+        }
         for (int i = 0; i < n_inputs; i++) {
             const nll_view *in = inputs[i];
             if (!nll_views_overlap(out, in))
@@ -606,6 +641,7 @@ nll_status nll_validate_softmax(const nll_call *call, const DLTensor *input,
     }
     p->axis = (int)(dim < 0 ? dim + first->ndim : dim);
     p->classes = first->shape[p->axis];
+    p->rows = p->classes ? first->numel / p->classes : 0;
 
     nll_view *others[] = {&p->output, &p->grad_output, &p->grad};
     for (int k = 0; k < 3; k++) {

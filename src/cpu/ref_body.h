@@ -241,6 +241,11 @@ static double FN(cross_entropy_probability)(const FN(loss_job) *job, const nll_i
     const int smoothing = p->label_smoothing > 0;
     const NLL_A keep = (NLL_A)(1.0 - p->label_smoothing);
     const NLL_A spread = (NLL_A)(p->label_smoothing / (double)classes);
+    if (classes == 0) { /* -(an empty sum); the row and its gradient hold no element */
+        if (job->want_loss && p->reduction == NLL_REDUCTION_NONE)
+            FN(store)(p->loss.data, it->offset[NLL_SLOT_LOSS], (NLL_A)-0.0);
+        return 0;
+    }
     NLL_A max, log_sum;
     FN(row_stats)(x, row, x_class, classes, &max, &log_sum);
     double weighted = 0, weighted_q = 0; /* sum w q log p, sum w q */
@@ -290,7 +295,7 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
 
     int64_t t = p->load_index(p->target.data + it->offset[NLL_SLOT_TARGET] * p->target.item_size);
     const int valid = t != p->ignore_index;
-    if (!valid && !job->want_grad) {
+    if (classes == 0 || (!valid && !job->want_grad)) { /* C = 0: every target was ignored */
         if (job->want_loss && none)
             FN(store)(p->loss.data, it->offset[NLL_SLOT_LOSS], 0);
         return;
@@ -457,15 +462,22 @@ static void FN(cross_entropy)(const nll_loss_problem *p, int want_loss, int want
     job.want_loss = want_loss;
     job.want_grad = want_grad;
     job.denominator = 1.0;
-    if (p->reduction == NLL_REDUCTION_MEAN)
-        job.denominator = p->probability ? (double)p->samples : FN(class_weight_total)(p);
+    if (p->reduction == NLL_REDUCTION_MEAN) /* probabilities: numel / C, as PyTorch (0/0 = NaN) */
+        job.denominator = !p->probability ? FN(class_weight_total)(p)
+                          : p->classes    ? (double)p->samples
+                                          : NAN;
     job.weight_sum = (NLL_A)p->classes;
     if (p->weight.present && p->label_smoothing > 0 && !p->probability) {
         job.weight_sum = 0;
         for (int64_t c = 0; c < p->classes; c++)
             job.weight_sum += FN(load)(p->weight.data, c * p->weight.strides[0]);
     }
-    job.plan = nll_plan_blocks(p->samples, p->classes);
+    /* With no classes and a reduced loss there is nothing to read or write: probability
+     * targets are then empty, and may count more samples than could ever be walked. */
+    int64_t walked = p->classes == 0 && p->probability && p->reduction != NLL_REDUCTION_NONE
+                         ? 0
+                         : p->samples;
+    job.plan = nll_plan_blocks(walked, p->classes);
     nll_parallel_blocks(p->threads, &job.plan, FN(cross_entropy_blocks), &job);
     if (want_loss && p->reduction != NLL_REDUCTION_NONE) {
         double total = FN(sum_partials)(job.loss_partial, job.plan.count);
@@ -524,16 +536,13 @@ static void FN(log_softmax_backward_blocks)(void *arg, int64_t first, int64_t en
 }
 
 /* The rows of a log_softmax: every position but the softmax axis. An empty axis has nothing
- * to write (and the row count may then exceed int64). */
+ * to write. */
 static void FN(run_softmax)(const nll_softmax_problem *p, nll_block_fn fn) {
     if (p->classes == 0)
         return;
     FN(softmax_job) job;
     job.p = p;
-    int64_t rows = 1;
-    for (int d = 0; d < p->rows_iter.ndim; d++)
-        rows *= p->rows_iter.shape[d];
-    job.plan = nll_plan_blocks(rows, p->classes);
+    job.plan = nll_plan_blocks(p->rows, p->classes);
     nll_parallel_blocks(p->threads, &job.plan, fn, &job);
 }
 
