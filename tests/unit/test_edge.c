@@ -918,11 +918,9 @@ static double ref_ce(const double *x, int64_t N, int64_t C, const int64_t *t, co
         loss_none[i] = 0;
         if (t[i] == ii)
             continue;
-        double wt = w ? w[t[i]] : 1, sm = 0, sw = 0;
-        for (int64_t c = 0; c < C; c++) {
+        double wt = w ? w[t[i]] : 1, sm = 0;
+        for (int64_t c = 0; c < C; c++)
             sm -= (w ? w[c] : 1) * lp[c];
-            sw += w ? w[c] : 1;
-        }
         loss_none[i] = (1 - eps) * wt * -lp[t[i]] + eps / (double)C * sm;
         total += loss_none[i];
         W += wt;
