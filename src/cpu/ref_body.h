@@ -472,9 +472,10 @@ static void FN(cross_entropy)(const nll_loss_problem *p, int want_loss, int want
         for (int64_t c = 0; c < p->classes; c++)
             job.weight_sum += FN(load)(p->weight.data, c * p->weight.strides[0]);
     }
-    /* With no classes and a reduced loss there is nothing to read or write: probability
-     * targets are then empty, and may count more samples than could ever be walked. */
-    int64_t walked = p->classes == 0 && p->probability && p->reduction != NLL_REDUCTION_NONE
+    /* With no classes, probability targets and gradients are empty and may count more
+     * samples than could ever be walked: walk only to write a per-sample loss. */
+    int64_t walked = p->classes == 0 && p->probability &&
+                             !(want_loss && p->reduction == NLL_REDUCTION_NONE)
                          ? 0
                          : p->samples;
     job.plan = nll_plan_blocks(walked, p->classes);

@@ -57,6 +57,11 @@ static void no_classes_many_samples(nll_context *ctx) {
     options.reduction = NLL_REDUCTION_SUM;
     EXPECT(nll_cross_entropy_forward(ctx, &in, &target, &options, &out) == NLL_OK, "bug 4");
     EXPECT(loss == 0 && signbit(loss), "bug 4: the sum is -0, as PyTorch's -(empty sum)");
+    /* 7: the gradient of those samples, empty too, was walked as well */
+    DLTensor grad = {buffer + 24, {kDLCPU, 0}, 2, {kDLFloat, 32, 1}, shape, NULL, 0};
+    EXPECT(nll_cross_entropy_backward(ctx, NULL, &in, &target, &options, &grad) == NLL_OK,
+           "bug 7");
+    EXPECT(nll_cross_entropy_fused(ctx, &in, &target, &options, &out, &grad) == NLL_OK, "bug 7");
 }
 
 /* 5: a row of no classes with NULL data reached pointer arithmetic on NULL */
