@@ -308,9 +308,9 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
     float block_max[NLL_KEPT_BLOCKS];
     if (job->want_grad && !smoothing && x_class == 1 && p->class_stride[NLL_SLOT_GRAD] == 1 &&
         classes <= NLL_KEPT_CLASSES) {
-        FN(fast_row_stats_kept)(x + row * (int64_t)sizeof(NLL_T),
-                                p->grad.data + it->offset[NLL_SLOT_GRAD] * (int64_t)sizeof(NLL_T),
-                                classes, &max, &log_sum, block_max);
+        FN(fast_row_stats_keeping)(x + row * (int64_t)sizeof(NLL_T),
+                                   p->grad.data + it->offset[NLL_SLOT_GRAD] * (int64_t)sizeof(NLL_T),
+                                   classes, &max, &log_sum, block_max);
         kept = 1;
     }
 #endif

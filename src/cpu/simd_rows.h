@@ -27,14 +27,18 @@ static int FN(fast_has_nan)(const char *x, int64_t n) {
 }
 
 /* max and log(sum(exp(x - max))) in one read of the row from memory: per block, the block's
- * max, then its exp-sum from L1, merged into the running (max, sum) with one scalar exp. */
-static void FN(fast_row_stats)(const char *x, int64_t classes, NLL_A *max_out,
-                               NLL_A *log_sum_out) {
+ * max, then its exp-sum from L1, merged into the running (max, sum) with one scalar exp.
+ * With kept (float32 only; it may be x itself), exp(x - block max) is also written there and
+ * each block's max into block_max_out: the fused gradient then needs no second exp. */
+static void FN(fast_row_stats_keeping)(const char *x, char *kept, int64_t classes,
+                                       NLL_A *max_out, NLL_A *log_sum_out,
+                                       float *block_max_out) {
     float max = -INFINITY;
     double sum = 0;
-    for (int64_t start = 0; start < classes; start += NLL_ROW_BLOCK) {
+    for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
         const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
         const char *block = x + start * NLL_TSIZE;
+        char *out = kept ? kept + start * NLL_TSIZE : NULL;
         NLL_V vmax = NLL_VSET1(-INFINITY);
         int64_t i = 0;
         for (; i + NLL_VLEN <= n; i += NLL_VLEN)
@@ -42,19 +46,33 @@ static void FN(fast_row_stats)(const char *x, int64_t classes, NLL_A *max_out,
         if (i < n)
             vmax = NLL_VMAX(vmax, NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY));
         const float block_max = NLL_VHMAX(vmax);
+        if (block_max_out)
+            block_max_out[b] = block_max;
         if (block_max == -INFINITY) {
             /* all -inf adds nothing, but a NaN that lost the max must still poison the row */
             if (FN(fast_has_nan)(block, n))
                 sum = NAN;
+            if (out) /* exp(-inf) = 0; a NaN stays NaN through the rescale */
+                for (i = 0; i < n; i++) {
+                    NLL_A v = FN(load)(block, i);
+                    FN(store)(out, i, v == -INFINITY ? 0.0f : v);
+                }
             continue;
         }
         const NLL_V shift = NLL_VSET1(block_max);
         NLL_V vsum = NLL_VSET1(0.0f);
-        for (i = 0; i + NLL_VLEN <= n; i += NLL_VLEN)
-            vsum = NLL_VADD(vsum, NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift)));
-        if (i < n)
-            vsum = NLL_VADD(vsum, NLL_VEXP(NLL_VSUB(
-                                      NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift)));
+        for (i = 0; i + NLL_VLEN <= n; i += NLL_VLEN) {
+            NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
+            vsum = NLL_VADD(vsum, e);
+            if (out)
+                NLL_VSTORE(out + i * NLL_TSIZE, e);
+        }
+        if (i < n) {
+            NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
+            vsum = NLL_VADD(vsum, e);
+            if (out)
+                NLL_VSTOREN(out + i * NLL_TSIZE, e, n - i);
+        }
         const double block_sum = NLL_VHSUM(vsum);
         if (max == -INFINITY) { /* the first block with a finite max: nothing to rescale */
             sum = sum == sum ? block_sum : sum;
@@ -68,6 +86,11 @@ static void FN(fast_row_stats)(const char *x, int64_t classes, NLL_A *max_out,
     }
     *max_out = max;
     *log_sum_out = NLL_LOG((NLL_A)sum);
+}
+
+static void FN(fast_row_stats)(const char *x, int64_t classes, NLL_A *max_out,
+                               NLL_A *log_sum_out) {
+    FN(fast_row_stats_keeping)(x, NULL, classes, max_out, log_sum_out, NULL);
 }
 
 static double FN(fast_row_weighted_log_p)(const char *x, const char *weight, int64_t classes,
@@ -178,66 +201,15 @@ static void FN(fast_row_log_softmax_backward)(const char *y, const char *g, char
 
 #ifdef NLL_KEEP_EXP
 /* The fused gradient with one exp per element (float32 only: kept values must not lose
- * precision). The statistics sweep also writes exp(x - block max) into the gradient row —
- * which may be the logits themselves — and the gradient sweep, from cache, rescales each
- * block by exp(block max - max - log_sum) * -sum_g. */
+ * precision). fast_row_stats_keeping writes exp(x - block max) into the gradient row — which
+ * may be the logits themselves — and the gradient sweep, from cache, rescales each block by
+ * exp(block max - max - log_sum) * -sum_g. */
 #ifndef NLL_KEPT_BLOCKS
 #define NLL_KEPT_BLOCKS 256
 #endif
 #ifndef NLL_KEPT_CLASSES
 #define NLL_KEPT_CLASSES ((int64_t)NLL_KEPT_BLOCKS * NLL_ROW_BLOCK)
 #endif
-
-static void FN(fast_row_stats_kept)(const char *x, char *kept, int64_t classes, NLL_A *max_out,
-                                    NLL_A *log_sum_out, float *block_max_out) {
-    float max = -INFINITY;
-    double sum = 0;
-    for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
-        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
-        const char *block = x + start * NLL_TSIZE;
-        char *out = kept + start * NLL_TSIZE;
-        NLL_V vmax = NLL_VSET1(-INFINITY);
-        int64_t i = 0;
-        for (; i + NLL_VLEN <= n; i += NLL_VLEN)
-            vmax = NLL_VMAX(vmax, NLL_VLOAD(block + i * NLL_TSIZE));
-        if (i < n)
-            vmax = NLL_VMAX(vmax, NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY));
-        const float block_max = NLL_VHMAX(vmax);
-        block_max_out[b] = block_max;
-        if (block_max == -INFINITY) {
-            if (FN(fast_has_nan)(block, n))
-                sum = NAN;
-            /* exp(-inf) = 0 everywhere; a NaN element stays NaN through the rescale */
-            for (i = 0; i < n; i++)
-                FN(store)(out, i, FN(load)(block, i) == -INFINITY ? 0.0f : FN(load)(block, i));
-            continue;
-        }
-        const NLL_V shift = NLL_VSET1(block_max);
-        NLL_V vsum = NLL_VSET1(0.0f);
-        for (i = 0; i + NLL_VLEN <= n; i += NLL_VLEN) {
-            NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
-            vsum = NLL_VADD(vsum, e);
-            NLL_VSTORE(out + i * NLL_TSIZE, e);
-        }
-        if (i < n) {
-            NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
-            vsum = NLL_VADD(vsum, e);
-            NLL_VSTOREN(out + i * NLL_TSIZE, e, n - i);
-        }
-        const double block_sum = NLL_VHSUM(vsum);
-        if (max == -INFINITY) {
-            sum = sum == sum ? block_sum : sum;
-            max = block_max;
-        } else if (block_max > max) {
-            sum = sum * exp((double)max - block_max) + block_sum;
-            max = block_max;
-        } else {
-            sum += block_sum * exp((double)block_max - max);
-        }
-    }
-    *max_out = max;
-    *log_sum_out = NLL_LOG((NLL_A)sum);
-}
 
 static void FN(fast_row_gradient_kept)(char *grad, int64_t classes, const float *block_max,
                                        const FN(gradient_terms) *terms, NLL_A x_t) {
