@@ -3,6 +3,7 @@
  * the context's architecture says the CPU has them. float64 stays on the reference kernels. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "vmath.h"
 
@@ -36,10 +37,25 @@ static inline __m256 keep_avx2(__m256 v, int64_t n) {
 #define NLL_VEXP(v) nll_exp_avx2(v)
 #define NLL_VLOADF(p) _mm256_loadu_ps(p)
 #define NLL_VSTOREF(p, v) _mm256_storeu_ps(p, v)
+#define NLL_VLOADFN(p, n) load_float_tail(p, n)
+#define NLL_VSTOREFN(p, v, n) store_float_tail(p, v, n)
 #define NLL_VLOG(v) nll_log_avx2(v)
 #define NLL_VHSUM(v) hsum_avx2(v)
 #define NLL_VHMAX(v) hmax_avx2(v)
 #define NLL_VKEEP(v, n) keep_avx2(v, n)
+
+/* The first n < 8 float32 lanes, through a lane buffer (memcpy: p may be misaligned). */
+static inline __m256 load_float_tail(const float *p, int64_t n) {
+    float lanes[8] = {0};
+    memcpy(lanes, p, (size_t)n * sizeof(float));
+    return _mm256_loadu_ps(lanes);
+}
+
+static inline void store_float_tail(float *p, __m256 v, int64_t n) {
+    float lanes[8];
+    _mm256_storeu_ps(lanes, v);
+    memcpy(p, lanes, (size_t)n * sizeof(float));
+}
 
 static inline __m256 bf16_widen(__m128i raw) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
@@ -75,7 +91,6 @@ static inline __m128i bf16_narrow(__m256 v) {
 
 #define NLL_DTYPE_F32
 #include "dtype.h"
-#define NLL_KEEP_EXP
 NLL_AVX2_TAIL_HELPERS
 #define NLL_VLOAD(p) _mm256_loadu_ps((const float *)(const void *)(p))
 #define NLL_VLOADN(p, n, fill) FN(load_tail)(p, n, fill)

@@ -21,6 +21,8 @@ static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u
 #define NLL_VEXP(v) nll_exp_avx512(v)
 #define NLL_VLOADF(p) _mm512_loadu_ps(p)
 #define NLL_VSTOREF(p, v) _mm512_storeu_ps(p, v)
+#define NLL_VLOADFN(p, n) _mm512_maskz_loadu_ps(tail_mask(n), p)
+#define NLL_VSTOREFN(p, v, n) _mm512_mask_storeu_ps(p, tail_mask(n), v)
 #define NLL_VLOG(v) nll_log_avx512(v)
 #define NLL_VHSUM(v) _mm512_reduce_add_ps(v)
 #define NLL_VHMAX(v) _mm512_reduce_max_ps(v)
@@ -51,7 +53,6 @@ static inline __m512 fill_tail(__m512 v, int64_t n, float fill) {
 
 #define NLL_DTYPE_F32
 #include "dtype.h"
-#define NLL_KEEP_EXP
 #define NLL_VLOAD(p) _mm512_loadu_ps(p)
 #define NLL_VLOADN(p, n, fill) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), tail_mask(n), p)
 #define NLL_VSTORE(p, v) _mm512_storeu_ps(p, v)

@@ -8,6 +8,7 @@
  * ref_body.h, included last, #undefs them all. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../convert.h"

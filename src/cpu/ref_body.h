@@ -281,8 +281,25 @@ static double FN(cross_entropy_probability)(const FN(loss_job) *job, const nll_i
 /* Cross-entropy of one sample with a class index: adds its -w[t] log p[t] and its smoothing
  * term -sum_c w[c] log p[c] to the sums (reduced apart, as PyTorch does, so 0/0 stays NaN),
  * and writes its loss or its gradient row when asked. */
+#ifdef NLL_FAST_FUSED
+/* Whether the fused gradient keeps each row's exponentials (one exp per element), and whether
+ * that takes scratch: 16-bit rows cannot hold float32 values, nor can a misaligned row. */
+static int FN(keeps_exp)(const FN(loss_job) *job) {
+    const nll_loss_problem *p = job->p;
+    return job->want_grad && p->label_smoothing == 0 && !p->probability &&
+           p->class_stride[NLL_SLOT_INPUT] == 1 && p->class_stride[NLL_SLOT_GRAD] == 1 &&
+           p->classes > 0 && p->classes <= NLL_KEPT_CLASSES;
+}
+
+static int FN(keeps_exp_in_scratch)(const FN(loss_job) *job) {
+    return FN(keeps_exp)(job) &&
+           (sizeof(NLL_T) != sizeof(float) || (uintptr_t)job->p->grad.data % sizeof(float));
+}
+#endif
+
 static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
-                                    double *nll_sum, double *smooth_sum) {
+                                    int keep_exp, float *scratch, double *nll_sum,
+                                    double *smooth_sum) {
     const nll_loss_problem *p = job->p;
     const int64_t classes = p->classes, row = it->offset[NLL_SLOT_INPUT];
     const int64_t x_class = p->class_stride[NLL_SLOT_INPUT];
@@ -303,16 +320,20 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
     /* read before anything is written: the gradient may replace the logits */
     const NLL_A x_t = valid ? FN(load)(x, row + t * x_class) : 0;
     NLL_A max, log_sum, loss = 0, w_t = 0;
-    int kept = 0; /* whether the gradient row already holds exp(x - its block's max) */
+    float *kept = NULL; /* where exp(x - its block's max) was kept, if it was */
 #ifdef NLL_FAST_FUSED
     float block_max[NLL_KEPT_BLOCKS];
-    if (job->want_grad && !smoothing && x_class == 1 && p->class_stride[NLL_SLOT_GRAD] == 1 &&
-        classes <= NLL_KEPT_CLASSES) {
-        FN(fast_row_stats_keeping)(x + row * (int64_t)sizeof(NLL_T),
-                                   p->grad.data + it->offset[NLL_SLOT_GRAD] * (int64_t)sizeof(NLL_T),
-                                   classes, &max, &log_sum, block_max);
-        kept = 1;
+    char *grad_row = p->grad.present
+                         ? p->grad.data + it->offset[NLL_SLOT_GRAD] * (int64_t)sizeof(NLL_T)
+                         : NULL;
+    if (keep_exp) {
+        kept = scratch ? scratch : (float *)(void *)grad_row;
+        FN(fast_row_stats_keeping)(x + row * (int64_t)sizeof(NLL_T), kept, classes, &max,
+                                   &log_sum, block_max);
     }
+#else
+    (void)keep_exp;
+    (void)scratch;
 #endif
     if (!kept)
         FN(row_stats)(x, row, x_class, classes, &max, &log_sum);
@@ -345,9 +366,7 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
         terms.smoothing = smoothing;
 #ifdef NLL_FAST_FUSED
         if (kept) {
-            FN(fast_row_gradient_kept)(p->grad.data +
-                                           it->offset[NLL_SLOT_GRAD] * (int64_t)sizeof(NLL_T),
-                                       classes, block_max, &terms, x_t);
+            FN(fast_row_gradient_kept)(kept, grad_row, classes, block_max, &terms, x_t);
             return;
         }
 #endif
@@ -431,6 +450,15 @@ static void FN(small_rows)(const FN(loss_job) *job, int64_t begin, int64_t stop,
 static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
     FN(loss_job) *job = arg;
     const nll_loss_problem *p = job->p;
+    int keep_exp = 0;      /* keep each row's exponentials for its gradient */
+    float *scratch = NULL; /* a float32 row for them, where the gradient row cannot hold them */
+#ifdef NLL_FAST_FUSED
+    keep_exp = FN(keeps_exp)(job);
+    if (keep_exp && FN(keeps_exp_in_scratch)(job)) {
+        scratch = malloc((size_t)p->classes * sizeof(float));
+        keep_exp = scratch != NULL; /* without it, only the second exp per element is paid */
+    }
+#endif
     for (int64_t b = first; b < end; b++) {
         int64_t begin, stop;
         nll_block_range(&job->plan, b, &begin, &stop);
@@ -449,11 +477,12 @@ static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
             if (p->probability)
                 total += FN(cross_entropy_probability)(job, &it);
             else
-                FN(cross_entropy_class)(job, &it, &total, &smooth);
+                FN(cross_entropy_class)(job, &it, keep_exp, scratch, &total, &smooth);
         }
         job->loss_partial[b] = total;
         job->weight_partial[b] = smooth;
     }
+    free(scratch);
 }
 
 static void FN(cross_entropy)(const nll_loss_problem *p, int want_loss, int want_grad) {

@@ -28,9 +28,10 @@ static int FN(fast_has_nan)(const char *x, int64_t n) {
 
 /* max and log(sum(exp(x - max))) in one read of the row from memory: per block, the block's
  * max, then its exp-sum from L1, merged into the running (max, sum) with one scalar exp.
- * With kept (float32 only; it may be x itself), exp(x - block max) is also written there and
- * each block's max into block_max_out: the fused gradient then needs no second exp. */
-static void FN(fast_row_stats_keeping)(const char *x, char *kept, int64_t classes,
+ * With kept (float32 lanes; for a float32 row it may be x itself), exp(x - block max) is also
+ * written there and each block's max into block_max_out: the fused gradient then needs no
+ * second exp. */
+static void FN(fast_row_stats_keeping)(const char *x, float *kept, int64_t classes,
                                        NLL_A *max_out, NLL_A *log_sum_out,
                                        float *block_max_out) {
     float max = -INFINITY;
@@ -38,7 +39,7 @@ static void FN(fast_row_stats_keeping)(const char *x, char *kept, int64_t classe
     for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
         const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
         const char *block = x + start * NLL_TSIZE;
-        char *out = kept ? kept + start * NLL_TSIZE : NULL;
+        float *out = kept ? kept + start : NULL;
         NLL_V vmax = NLL_VSET1(-INFINITY);
         int64_t i = 0;
         for (; i + NLL_VLEN <= n; i += NLL_VLEN)
@@ -54,8 +55,9 @@ static void FN(fast_row_stats_keeping)(const char *x, char *kept, int64_t classe
                 sum = NAN;
             if (out) /* exp(-inf) = 0; a NaN stays NaN through the rescale */
                 for (i = 0; i < n; i++) {
-                    NLL_A v = FN(load)(block, i);
-                    FN(store)(out, i, v == -INFINITY ? 0.0f : v);
+                    float v = (float)FN(load)(block, i);
+                    v = v == -INFINITY ? 0.0f : v;
+                    memcpy(out + i, &v, sizeof v); /* out may be a misaligned float32 row */
                 }
             continue;
         }
@@ -65,13 +67,13 @@ static void FN(fast_row_stats_keeping)(const char *x, char *kept, int64_t classe
             NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
             vsum = NLL_VADD(vsum, e);
             if (out)
-                NLL_VSTORE(out + i * NLL_TSIZE, e);
+                NLL_VSTOREF(out + i, e);
         }
         if (i < n) {
             NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
             vsum = NLL_VADD(vsum, e);
             if (out)
-                NLL_VSTOREN(out + i * NLL_TSIZE, e, n - i);
+                NLL_VSTOREFN(out + i, e, n - i);
         }
         const double block_sum = NLL_VHSUM(vsum);
         if (max == -INFINITY) { /* the first block with a finite max: nothing to rescale */
@@ -199,11 +201,10 @@ static void FN(fast_row_log_softmax_backward)(const char *y, const char *g, char
     }
 }
 
-#ifdef NLL_KEEP_EXP
-/* The fused gradient with one exp per element (float32 only: kept values must not lose
- * precision). fast_row_stats_keeping writes exp(x - block max) into the gradient row — which
- * may be the logits themselves — and the gradient sweep, from cache, rescales each block by
- * exp(block max - max - log_sum) * -sum_g. */
+/* The fused gradient with one exp per element. fast_row_stats_keeping writes exp(x - block
+ * max) as float32 — into the gradient row itself for float32 (which may be the logits), else
+ * into a row of scratch — and the gradient sweep, from cache, rescales each block by
+ * exp(block max - max - log_sum) * -sum_g and rounds once to the output dtype. */
 #ifndef NLL_KEPT_BLOCKS
 #define NLL_KEPT_BLOCKS 256
 #endif
@@ -211,20 +212,22 @@ static void FN(fast_row_log_softmax_backward)(const char *y, const char *g, char
 #define NLL_KEPT_CLASSES ((int64_t)NLL_KEPT_BLOCKS * NLL_ROW_BLOCK)
 #endif
 
-static void FN(fast_row_gradient_kept)(char *grad, int64_t classes, const float *block_max,
-                                       const FN(gradient_terms) *terms, NLL_A x_t) {
+static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t classes,
+                                       const float *block_max, const FN(gradient_terms) *terms,
+                                       NLL_A x_t) {
     for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
         const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
         char *block = grad + start * NLL_TSIZE;
+        const float *values = kept + start;
         /* softmax = kept * exp(block max - max - log_sum); 0 * NaN stays NaN as in PyTorch */
         const NLL_V factor = NLL_VSET1(
             (float)(exp((double)block_max[b] - terms->max - terms->log_sum) * -terms->sum_g));
         int64_t i = 0;
         for (; i + NLL_VLEN <= n; i += NLL_VLEN)
-            NLL_VSTORE(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOAD(block + i * NLL_TSIZE), factor));
+            NLL_VSTORE(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADF(values + i), factor));
         if (i < n)
-            NLL_VSTOREN(block + i * NLL_TSIZE,
-                        NLL_VMUL(NLL_VLOADN(block + i * NLL_TSIZE, n - i, 0.0f), factor), n - i);
+            NLL_VSTOREN(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADFN(values + i, n - i), factor),
+                        n - i);
     }
     if (terms->target >= 0) {
         NLL_A log_p = (x_t - terms->max) - terms->log_sum;
@@ -233,8 +236,6 @@ static void FN(fast_row_gradient_kept)(char *grad, int64_t classes, const float 
 }
 
 #define NLL_FAST_FUSED 1
-#undef NLL_KEEP_EXP
-#endif
 
 #define NLL_FAST_ROWS 1
 
