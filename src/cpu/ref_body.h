@@ -528,61 +528,49 @@ static void FN(cross_entropy)(const nll_loss_problem *p, int want_loss, int want
 typedef struct FN(softmax_job) {
     const nll_softmax_problem *p;
     nll_blocks plan;
+    int backward;
 } FN(softmax_job);
 
-static void FN(log_softmax_forward_blocks)(void *arg, int64_t first, int64_t end) {
+static void FN(log_softmax_blocks)(void *arg, int64_t first, int64_t end) {
     const FN(softmax_job) *job = arg;
     const nll_softmax_problem *p = job->p;
-    const int64_t in_class = p->class_stride[NLL_SM_INPUT];
-    const int64_t out_class = p->class_stride[NLL_SM_OUTPUT];
+    const int64_t *stride = p->class_stride;
     for (int64_t b = first; b < end; b++) {
         int64_t begin, stop;
         nll_block_range(&job->plan, b, &begin, &stop);
         nll_iter it = p->rows_iter;
         nll_iter_seek(&it, begin);
-        for (int64_t r = begin; r < stop; r++, nll_iter_next(&it))
-            FN(row_log_softmax)(p->input.data, it.offset[NLL_SM_INPUT], in_class, p->output.data,
-                                it.offset[NLL_SM_OUTPUT], out_class, p->classes);
-    }
-}
-
-static void FN(log_softmax_backward_blocks)(void *arg, int64_t first, int64_t end) {
-    const FN(softmax_job) *job = arg;
-    const nll_softmax_problem *p = job->p;
-    const int64_t y_class = p->class_stride[NLL_SM_OUTPUT];
-    const int64_t g_class = p->class_stride[NLL_SM_GRAD_OUTPUT];
-    const int64_t d_class = p->class_stride[NLL_SM_GRAD];
-    for (int64_t b = first; b < end; b++) {
-        int64_t begin, stop;
-        nll_block_range(&job->plan, b, &begin, &stop);
-        nll_iter it = p->rows_iter;
-        nll_iter_seek(&it, begin);
-        for (int64_t r = begin; r < stop; r++, nll_iter_next(&it))
-            FN(row_log_softmax_backward)(p->output.data, it.offset[NLL_SM_OUTPUT], y_class,
-                                         p->grad_output.data, it.offset[NLL_SM_GRAD_OUTPUT],
-                                         g_class, p->grad.data, it.offset[NLL_SM_GRAD], d_class,
-                                         p->classes);
+        for (int64_t r = begin; r < stop; r++, nll_iter_next(&it)) {
+            const int64_t *at = it.offset;
+            if (job->backward)
+                FN(row_log_softmax_backward)(p->output.data, at[NLL_SM_OUTPUT],
+                                             stride[NLL_SM_OUTPUT], p->grad_output.data,
+                                             at[NLL_SM_GRAD_OUTPUT], stride[NLL_SM_GRAD_OUTPUT],
+                                             p->grad.data, at[NLL_SM_GRAD], stride[NLL_SM_GRAD],
+                                             p->classes);
+            else
+                FN(row_log_softmax)(p->input.data, at[NLL_SM_INPUT], stride[NLL_SM_INPUT],
+                                    p->output.data, at[NLL_SM_OUTPUT], stride[NLL_SM_OUTPUT],
+                                    p->classes);
+        }
     }
 }
 
 /* The rows of a log_softmax: every position but the softmax axis. An empty axis has nothing
  * to write. */
-static void FN(run_softmax)(const nll_softmax_problem *p, nll_block_fn fn) {
+static void FN(run_softmax)(const nll_softmax_problem *p, int backward) {
     if (p->classes == 0)
         return;
     FN(softmax_job) job;
     job.p = p;
+    job.backward = backward;
     job.plan = nll_plan_blocks(p->rows, p->classes);
-    nll_parallel_blocks(p->threads, &job.plan, fn, &job);
+    nll_parallel_blocks(p->threads, &job.plan, FN(log_softmax_blocks), &job);
 }
 
-static void FN(log_softmax_forward)(const nll_softmax_problem *p) {
-    FN(run_softmax)(p, FN(log_softmax_forward_blocks));
-}
+static void FN(log_softmax_forward)(const nll_softmax_problem *p) { FN(run_softmax)(p, 0); }
 
-static void FN(log_softmax_backward)(const nll_softmax_problem *p) {
-    FN(run_softmax)(p, FN(log_softmax_backward_blocks));
-}
+static void FN(log_softmax_backward)(const nll_softmax_problem *p) { FN(run_softmax)(p, 1); }
 
 #undef FN
 #undef NLL_JOIN
