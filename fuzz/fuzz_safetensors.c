@@ -3,21 +3,7 @@
  * an accepted tensor's bytes lie inside the input. */
 #include <string.h>
 
-#include "formats.h"
-#include "fuzz.h"
-
-static void touch_elements(const fmt_array *a, const uint8_t *data, size_t size)
-{
-    const uint8_t *p = a->data;
-    int64_t i;
-    double sum = 0.0;
-    FUZZ_ASSERT(a->count >= 0 && (a->count == 0 || a->data != NULL));
-    if (a->count > 0 && p >= data && p < data + size)
-        FUZZ_ASSERT((size_t)a->count * fmt_itemsize(a->dtype) <= (size_t)(data + size - p));
-    for (i = 0; i < a->count; i++)
-        sum += fmt_get_double(a, i);
-    (void)sum;
-}
+#include "fuzz_formats.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -34,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < count && i < 8; i++) {
         FUZZ_ASSERT(safetensors_parse(data, size, "fuzz.safetensors", NULL, i, &a, err,
                                       sizeof err) == 0);
-        touch_elements(&a, data, size);
+        fuzz_touch_array(&a, data, size);
         fmt_free(&a);
     }
     /* The default rule: the only tensor, or a message naming them. */

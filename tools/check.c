@@ -1038,12 +1038,8 @@ static int parse_check_args(int argc, char **argv, check_args *a)
             a->have_classes = 1;
             break;
         case 3:
-            if (strcmp(val, "nll") == 0)
-                a->cross_entropy = 0;
-            else if (strcmp(val, "cross-entropy") == 0)
-                a->cross_entropy = 1;
-            else
-                return usage_error(cmd, "unknown --op '%s' (expected nll or cross-entropy)", val);
+            if (parse_op(cmd, val, &a->cross_entropy) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         case 4:
             if (parse_int64(val, &a->ignore_index))

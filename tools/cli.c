@@ -22,6 +22,17 @@ int usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+int parse_op(const char *cmd, const char *value, int *cross_entropy)
+{
+    if (strcmp(value, "nll") == 0)
+        *cross_entropy = 0;
+    else if (strcmp(value, "cross-entropy") == 0)
+        *cross_entropy = 1;
+    else
+        return usage_error(cmd, "unknown --op '%s' (expected nll or cross-entropy)", value);
+    return EXIT_OK;
+}
+
 int parse_int64(const char *s, int64_t *out)
 {
     char *end;

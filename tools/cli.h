@@ -23,6 +23,8 @@ enum { EXIT_OK = 0, EXIT_REJECTED = 1, EXIT_USAGE = 2 };
 int usage_error(const char *cmd, const char *fmt, ...) CLI_PRINTF(2, 3);
 
 int parse_int64(const char *s, int64_t *out);
+/* --op nll|cross-entropy: sets *cross_entropy; EXIT_OK, or a usage error for CMD. */
+int parse_op(const char *cmd, const char *value, int *cross_entropy);
 int parse_double(const char *s, double *out);
 
 /* One option of a subcommand; value options accept "--name V" and "--name=V". */

@@ -95,12 +95,8 @@ static int parse_loss_args(int argc, char **argv, loss_args *a)
         case 0: a->input = val; break;
         case 1: a->target = val; break;
         case 2:
-            if (strcmp(val, "nll") == 0)
-                a->cross_entropy = 0;
-            else if (strcmp(val, "cross-entropy") == 0)
-                a->cross_entropy = 1;
-            else
-                return usage_error(cmd, "unknown --op '%s' (expected nll or cross-entropy)", val);
+            if (parse_op(cmd, val, &a->cross_entropy) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         case 3: a->weight = val; break;
         case 4:
