@@ -9,7 +9,9 @@
  * Tensors are DLPack DLTensors, inputs and caller-allocated outputs alike: data, device, dtype
  * {code, bits, lanes = 1}, ndim, shape, strides in elements (NULL = compact row-major) and
  * byte_offset. Any strides are accepted (contiguous is the fast path); 64-bit indexing
- * throughout. Devices: kDLCPU and kDLCUDAHost (pinned host memory).
+ * throughout. Devices: kDLCPU and kDLCUDAHost (pinned host memory) on the CPU; with the CUDA
+ * backend also kDLCUDA and kDLCUDAManaged, computed on that GPU (see "CUDA" below). All
+ * tensors of one call live on one device.
  *
  * Shapes, following torch.nn.functional:
  *   input   (C), (N, C) or (N, C, d1, ..., dk)      class axis: dim 0 for 1-D input, else dim 1
@@ -107,6 +109,7 @@ typedef enum nll_status {
     /* Devices (80..99) */
     NLL_ERROR_UNSUPPORTED_DEVICE = 80, /* a tensor's device is not served by this build */
     NLL_ERROR_DEVICE_MISMATCH = 81,    /* tensors of one call on different devices */
+    NLL_ERROR_CUDA = 82,               /* no usable GPU, or the CUDA runtime failed */
 
     /* Resources (100..) */
     NLL_ERROR_OUT_OF_MEMORY = 100,
@@ -158,6 +161,36 @@ typedef struct nll_error_detail {
 } nll_error_detail;
 
 NLL_API nll_status nll_last_error_detail(const nll_context *ctx, nll_error_detail *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* CUDA
+ *
+ * Tensors on kDLCUDA (or kDLCUDAManaged) devices run on that GPU, on the context's stream, with
+ * the same validation and messages as on the CPU. Checks that need the values (target range,
+ * floating targets, NLL_CHECK_FINITE) run in kernels; a rejected call writes no output, and
+ * the next call works: no device-side assert, the CUDA context stays usable.
+ *
+ * By default a call returns once the GPU has finished it, so its status is final. In
+ * asynchronous mode a call returns after queueing its kernels and a value error is reported by
+ * the next nll_context_sync; the context then skips the kernels of every later call until that
+ * sync, so nothing computes on the outputs a rejected call left unwritten. Asynchronous calls
+ * can be captured in a CUDA graph (make one uncaptured call of the largest shape first, so
+ * the context's workspace is already large enough).
+ *
+ * Each context holds a small workspace per device, made on its first call there. */
+
+/* 1 when this build has the CUDA backend and a GPU is visible, else 0. */
+NLL_API int nll_cuda_available(void);
+/* The cudaStream_t the context's GPU work goes to; NULL (the default) is the legacy default
+ * stream. The context never creates or destroys streams. */
+NLL_API nll_status nll_context_set_cuda_stream(nll_context *ctx, void *stream);
+NLL_API void *nll_context_cuda_stream(const nll_context *ctx);
+/* async = 1: GPU calls do not wait for the GPU (see above); 0: they do (the default). */
+NLL_API nll_status nll_context_set_async(nll_context *ctx, int async);
+/* Waits for the context's GPU work, then reports the first value error of an asynchronous call
+ * since the last sync (its message as the call itself would have given it) and clears it.
+ * NLL_OK when there was none, or without the CUDA backend. */
+NLL_API nll_status nll_context_sync(nll_context *ctx);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Options */

@@ -51,6 +51,7 @@ static const status_entry status_table[] = {
     {NLL_ERROR_UNSUPPORTED_DEVICE, "NLL_ERROR_UNSUPPORTED_DEVICE",
      "device not served by this build"},
     {NLL_ERROR_DEVICE_MISMATCH, "NLL_ERROR_DEVICE_MISMATCH", "tensors on different devices"},
+    {NLL_ERROR_CUDA, "NLL_ERROR_CUDA", "no usable GPU, or the CUDA runtime failed"},
     {NLL_ERROR_OUT_OF_MEMORY, "NLL_ERROR_OUT_OF_MEMORY", "out of memory"},
     {NLL_ERROR_INVALID_THREADS, "NLL_ERROR_INVALID_THREADS", "invalid thread count"},
     {NLL_ERROR_INVALID_ARCH, "NLL_ERROR_INVALID_ARCH", "unknown instruction-set name"},
@@ -102,7 +103,45 @@ nll_status nll_context_create(nll_context **out) {
     return NLL_OK;
 }
 
-void nll_context_destroy(nll_context *ctx) { free(ctx); }
+void nll_context_destroy(nll_context *ctx) {
+#ifdef NLL_HAVE_CUDA
+    if (ctx)
+        nll_cuda_release(ctx);
+#endif
+    free(ctx);
+}
+
+nll_status nll_context_set_cuda_stream(nll_context *ctx, void *stream) {
+    if (!ctx)
+        return NLL_ERROR_NULL_ARGUMENT;
+    ctx->cuda_stream = stream;
+    return NLL_OK;
+}
+
+void *nll_context_cuda_stream(const nll_context *ctx) { return ctx ? ctx->cuda_stream : NULL; }
+
+nll_status nll_context_set_async(nll_context *ctx, int async) {
+    if (!ctx)
+        return NLL_ERROR_NULL_ARGUMENT;
+    ctx->cuda_async = async != 0;
+    return NLL_OK;
+}
+
+nll_status nll_context_sync(nll_context *ctx) {
+    if (!ctx)
+        return NLL_ERROR_NULL_ARGUMENT;
+    nll_clear_error(ctx);
+#ifdef NLL_HAVE_CUDA
+    const nll_call call = {ctx, "nll_context_sync"};
+    return nll_cuda_sync(&call);
+#else
+    return NLL_OK;
+#endif
+}
+
+#ifndef NLL_HAVE_CUDA
+int nll_cuda_available(void) { return 0; }
+#endif
 
 nll_status nll_context_set_threads(nll_context *ctx, int threads) {
     if (!ctx)

@@ -12,11 +12,16 @@
 /* Instruction sets, in order: a context runs the best one its CPU has (or NLL_ARCH names). */
 typedef enum nll_arch { NLL_ARCH_REF = 0, NLL_ARCH_AVX2 = 1, NLL_ARCH_AVX512 = 2 } nll_arch;
 
+typedef struct nll_cuda_state nll_cuda_state; /* src/cuda/state.cu; opaque to the core */
+
 struct nll_context {
     int threads;
     nll_arch arch;
     char message[NLL_MESSAGE_MAX];
     nll_error_detail detail;
+    void *cuda_stream;   /* a cudaStream_t; NULL is the default stream */
+    int cuda_async;      /* value checks on the GPU are reported by nll_context_sync */
+    nll_cuda_state *cuda; /* workspace and status word, made on the first CUDA call */
 };
 
 /* One public call in progress: where errors go and which function they name. */
@@ -167,6 +172,8 @@ enum { NLL_SLOT_INPUT, NLL_SLOT_TARGET, NLL_SLOT_LOSS, NLL_SLOT_GRAD_LOSS, NLL_S
 
 typedef struct nll_loss_problem {
     int threads;
+    int on_device;         /* CUDA tensors: value checks run on the GPU (src/cuda/) */
+    unsigned flags;        /* nll_options.flags */
     nll_loss_op op;
     nll_float_kind kind;
     nll_view input, target, weight, loss, total_weight, grad_loss, grad;
@@ -184,6 +191,7 @@ typedef struct nll_loss_problem {
 
 typedef struct nll_softmax_problem {
     int threads;
+    int on_device;
     nll_float_kind kind;
     nll_view input, output, grad_output, grad; /* forward: input -> output; backward: grad */
     int axis;
@@ -204,6 +212,54 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
 nll_status nll_validate_softmax(const nll_call *call, const DLTensor *input,
                                 const DLTensor *output, const DLTensor *grad_output,
                                 const DLTensor *grad, int64_t dim, nll_softmax_problem *problem);
+
+/* ---- value checks: found on the host (CPU tensors) or by a kernel (CUDA tensors), reported
+ * by the same code so both backends give the same message --------------------------------- */
+
+/* Class-index targets: which lie outside [0, C) and are not ignore_index. */
+typedef struct nll_target_scan {
+    int64_t first;            /* flat index of the first bad target, -1 if none */
+    int64_t bad, counted;     /* bad targets; targets that are not ignore_index */
+    int64_t beyond;           /* bad values beyond int64 (uint64, floating) */
+    int64_t min, max;         /* over counted values within int64 (min > max if none) */
+    int seen_minus_one, seen_255, only_c_bad;
+} nll_target_scan;
+
+/* Floating targets used as class indices: which are not finite whole numbers. */
+typedef struct nll_whole_scan {
+    int64_t first_bad;        /* -1 if none */
+    double first_value;
+    int64_t bad_count;
+    double min, max;          /* over whole values (min > max if none) */
+} nll_whole_scan;
+
+/* NLL_CHECK_FINITE: NaN and +inf. */
+typedef struct nll_finite_scan {
+    int64_t first;            /* -1 if none */
+    double value;
+    int64_t count;
+} nll_finite_scan;
+
+/* Each records the error on the call and returns its status; first_element holds the first bad
+ * target's bytes (item_size of them), read from wherever the target lives. */
+nll_status nll_report_target_range(const nll_call *call, const nll_loss_problem *p,
+                                   const nll_target_scan *scan, const void *first_element);
+nll_status nll_report_float_target(const nll_call *call, nll_loss_op op, const nll_view *target,
+                                   const nll_view *input, unsigned flags,
+                                   const nll_whole_scan *scan);
+nll_status nll_report_nonfinite(const nll_call *call, const nll_view *view,
+                                const nll_finite_scan *scan, const char *why);
+/* Why -inf is allowed in the input of an op, for the NLL_ERROR_NONFINITE message. */
+const char *nll_nonfinite_reason(nll_loss_op op);
+
+/* ---- the CUDA backend (src/cuda/): launchers with C signatures, so the core needs no CUDA
+ * header. Without NLL_HAVE_CUDA these are never called (nll_view_make refuses CUDA tensors). */
+int nll_device_is_cuda(DLDevice device);
+nll_status nll_cuda_loss(const nll_call *call, const nll_loss_problem *p, int want_loss,
+                         int want_grad);
+nll_status nll_cuda_softmax(const nll_call *call, const nll_softmax_problem *p, int backward);
+nll_status nll_cuda_sync(const nll_call *call);
+void nll_cuda_release(nll_context *ctx);
 
 /* cpu/ref.c: the scalar reference kernels, one generic body per dtype. */
 typedef struct nll_loss_kernels {

@@ -1,5 +1,5 @@
-/* The public entry points: validate (src/validate.c), then dispatch by instruction set and
- * dtype to a kernel (src/cpu/arch.c). */
+/* The public entry points: validate (src/validate.c), then dispatch by device -- the GPU
+ * (src/cuda/) or, by instruction set and dtype, a CPU kernel (src/cpu/arch.c). */
 #include "internal.h"
 
 /* Every entry point starts the same way: a usable context, a clean error record. */
@@ -21,6 +21,8 @@ nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int6
     if ((status = require(&call, input, "input")) || (status = require(&call, output, "output")) ||
         (status = nll_validate_softmax(&call, input, output, NULL, NULL, dim, &p)))
         return status;
+    if (p.on_device)
+        return nll_cuda_softmax(&call, &p, 0);
     p.threads = ctx->threads;
     nll_kernels_for(ctx->arch, p.kind)->log_softmax_forward(&p);
     return NLL_OK;
@@ -35,6 +37,8 @@ nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_outpu
         (status = require(&call, grad_input, "grad_input")) ||
         (status = nll_validate_softmax(&call, NULL, output, grad_output, grad_input, dim, &p)))
         return status;
+    if (p.on_device)
+        return nll_cuda_softmax(&call, &p, 1);
     p.threads = ctx->threads;
     nll_kernels_for(ctx->arch, p.kind)->log_softmax_backward(&p);
     return NLL_OK;
@@ -48,6 +52,8 @@ nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTen
         (status = nll_validate_loss(&call, NLL_OP_NLL, input, target, options, loss,
                                     total_weight, NULL, NULL, &p)))
         return status;
+    if (p.on_device)
+        return nll_cuda_loss(&call, &p, 1, 0);
     p.threads = ctx->threads;
     nll_kernels_for(ctx->arch, p.kind)->nll_forward(&p);
     return NLL_OK;
@@ -62,6 +68,8 @@ nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const 
         (status = nll_validate_loss(&call, NLL_OP_NLL, input, target, options, NULL, NULL,
                                     grad_loss, grad_input, &p)))
         return status;
+    if (p.on_device)
+        return nll_cuda_loss(&call, &p, 0, 1);
     p.threads = ctx->threads;
     nll_kernels_for(ctx->arch, p.kind)->nll_backward(&p);
     return NLL_OK;
@@ -76,6 +84,8 @@ nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, loss,
                                     NULL, NULL, NULL, &p)))
         return status;
+    if (p.on_device)
+        return nll_cuda_loss(&call, &p, 1, 0);
     p.threads = ctx->threads;
     nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 1, 0);
     return NLL_OK;
@@ -90,6 +100,8 @@ nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_los
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, NULL,
                                     NULL, grad_loss, grad_input, &p)))
         return status;
+    if (p.on_device)
+        return nll_cuda_loss(&call, &p, 0, 1);
     p.threads = ctx->threads;
     nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 0, 1);
     return NLL_OK;
@@ -105,6 +117,8 @@ nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, loss,
                                     NULL, NULL, grad_input, &p)))
         return status;
+    if (p.on_device)
+        return nll_cuda_loss(&call, &p, 1, 1);
     p.threads = ctx->threads;
     nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 1, 1);
     return NLL_OK;

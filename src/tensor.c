@@ -78,6 +78,22 @@ static int device_is_host(DLDevice device) {
     return device.device_type == kDLCPU || device.device_type == kDLCUDAHost;
 }
 
+/* Memory the CUDA backend serves: device memory, and managed memory (which kernels reach
+ * faster than the host does). */
+int nll_device_is_cuda(DLDevice device) {
+    return device.device_type == kDLCUDA || device.device_type == kDLCUDAManaged;
+}
+
+#ifdef NLL_HAVE_CUDA
+static int device_is_served(DLDevice device) {
+    return device_is_host(device) || nll_device_is_cuda(device);
+}
+#define NLL_SERVED_MEMORY "CPU and CUDA memory"
+#else
+static int device_is_served(DLDevice device) { return device_is_host(device); }
+#define NLL_SERVED_MEMORY "CPU memory only (it was built without the CUDA backend)"
+#endif
+
 const char *nll_device_name(DLDevice device, char *buf, size_t size) {
     const char *kind;
     switch (device.device_type) {
@@ -167,9 +183,9 @@ nll_status nll_view_make(const nll_call *call, const char *name, const DLTensor 
     }
 
     char device_text[64];
-    if (!device_is_host(tensor->device))
+    if (!device_is_served(tensor->device))
         return nll_fail(call, NLL_ERROR_UNSUPPORTED_DEVICE, name,
-                        "%s is on %s, but this build of libnll serves CPU memory only", name,
+                        "%s is on %s, but this build of libnll serves " NLL_SERVED_MEMORY, name,
                         nll_device_name(tensor->device, device_text, sizeof device_text));
 
     if (numel == 0) {

@@ -171,24 +171,33 @@ static nll_status check_float_input(const nll_call *call, const nll_view *input)
 }
 
 /* NLL_CHECK_FINITE: the first NaN or +inf in row-major order, and how many there are. */
-static nll_status check_finite(const nll_call *call, const nll_view *view, const char *why) {
-    if (view->numel == 0)
-        return NLL_OK;
+static nll_finite_scan scan_finite(const nll_view *view) {
+    nll_finite_scan scan = {-1, 0, 0};
     nll_iter it;
     nll_iter_init(&it, view->shape, view->ndim);
     nll_iter_slot(&it, 0, view, -1);
-    int64_t first = -1, count = 0;
-    double first_value = 0;
     for (int64_t flat = 0; flat < view->numel; flat++, nll_iter_next(&it)) {
         double v = nll_load_as_double(view->data + it.offset[0] * view->item_size, view->dtype);
         if (v != v || v == INFINITY) {
-            if (first < 0)
-                first = flat, first_value = v;
-            count++;
+            if (scan.first < 0)
+                scan.first = flat, scan.value = v;
+            scan.count++;
         }
     }
-    if (first < 0)
+    return scan;
+}
+
+const char *nll_nonfinite_reason(nll_loss_op op) {
+    return op == NLL_OP_NLL ? "-inf is allowed: log-probability of zero"
+                            : "-inf is allowed: a masked logit";
+}
+
+nll_status nll_report_nonfinite(const nll_call *call, const nll_view *view,
+                                const nll_finite_scan *scan, const char *why) {
+    if (scan->first < 0)
         return NLL_OK;
+    int64_t first = scan->first, count = scan->count;
+    double first_value = scan->value;
     char where[256];
     nll_fail(call, NLL_ERROR_NONFINITE, view->name,
              "%s = %s is not finite; %" PRId64 " of %" PRId64
@@ -201,15 +210,8 @@ static nll_status check_finite(const nll_call *call, const nll_view *view, const
 }
 
 /* A floating target where class indices belong: is every value whole? */
-typedef struct whole_scan {
-    int64_t first_bad;   /* first value not finite and whole, -1 if none */
-    double first_value;
-    int64_t bad_count;
-    double min, max;
-} whole_scan;
-
-static whole_scan scan_whole(const nll_view *target) {
-    whole_scan scan = {-1, 0, 0, INFINITY, -INFINITY};
+static nll_whole_scan scan_whole(const nll_view *target) {
+    nll_whole_scan scan = {-1, 0, 0, INFINITY, -INFINITY};
     nll_iter it;
     nll_iter_init(&it, target->shape, target->ndim);
     nll_iter_slot(&it, 0, target, -1);
@@ -228,10 +230,10 @@ static whole_scan scan_whole(const nll_view *target) {
     return scan;
 }
 
-static nll_status reject_float_target(const nll_call *call, nll_loss_op op,
-                                      const nll_view *target, const nll_view *input,
-                                      unsigned flags) {
-    whole_scan scan = scan_whole(target);
+nll_status nll_report_float_target(const nll_call *call, nll_loss_op op, const nll_view *target,
+                                   const nll_view *input, unsigned flags,
+                                   const nll_whole_scan *found) {
+    const nll_whole_scan scan = *found;
     char where[256], shape[256];
     if (flags & NLL_ALLOW_FLOAT_TARGETS) {
         if (scan.first_bad < 0)
@@ -311,15 +313,12 @@ static void format_target(char *buf, size_t size, const nll_view *target, const 
 
 /* Every class index in [0, C) or equal to ignore_index; else the first bad one in row-major
  * order, the count, and hints for the usual causes. */
-static nll_status check_target_range(const nll_call *call, const nll_loss_problem *p) {
+static nll_target_scan scan_targets(const nll_loss_problem *p) {
     const nll_view *target = &p->target;
     nll_iter it;
     nll_iter_init(&it, target->shape, target->ndim);
     nll_iter_slot(&it, 0, target, -1);
-    int64_t first = -1, bad = 0, counted = 0, beyond = 0;
-    int64_t min = INT64_MAX, max = INT64_MIN;
-    const char *first_element = NULL;
-    int seen_minus_one = 0, seen_255 = 0, only_c_bad = 1;
+    nll_target_scan scan = {-1, 0, 0, 0, INT64_MAX, INT64_MIN, 0, 0, 1};
     for (int64_t flat = 0; flat < target->numel; flat++, nll_iter_next(&it)) {
         const char *element = target->data + it.offset[0] * target->item_size;
         target_value v = read_target(p, element);
@@ -327,22 +326,33 @@ static nll_status check_target_range(const nll_call *call, const nll_loss_proble
         if (!v.beyond_int64) {
             if (t == p->ignore_index)
                 continue;
-            min = t < min ? t : min;
-            max = t > max ? t : max;
+            scan.min = t < scan.min ? t : scan.min;
+            scan.max = t > scan.max ? t : scan.max;
         }
-        counted++;
+        scan.counted++;
         if (!v.beyond_int64 && t >= 0 && t < p->classes)
             continue;
-        if (first < 0)
-            first = flat, first_element = element;
-        bad++;
-        beyond += v.beyond_int64;
-        seen_minus_one |= !v.beyond_int64 && t == -1;
-        seen_255 |= !v.beyond_int64 && t == 255;
-        only_c_bad &= !v.beyond_int64 && t == p->classes;
+        if (scan.first < 0)
+            scan.first = flat;
+        scan.bad++;
+        scan.beyond += v.beyond_int64;
+        scan.seen_minus_one |= !v.beyond_int64 && t == -1;
+        scan.seen_255 |= !v.beyond_int64 && t == 255;
+        scan.only_c_bad &= !v.beyond_int64 && t == p->classes;
     }
-    if (first < 0)
+    return scan;
+}
+
+nll_status nll_report_target_range(const nll_call *call, const nll_loss_problem *p,
+                                   const nll_target_scan *scan, const void *first_bytes) {
+    if (scan->first < 0)
         return NLL_OK;
+    const nll_view *target = &p->target;
+    const char *first_element = first_bytes;
+    const int64_t first = scan->first, bad = scan->bad, counted = scan->counted;
+    const int64_t beyond = scan->beyond, min = scan->min, max = scan->max;
+    const int seen_minus_one = scan->seen_minus_one, seen_255 = scan->seen_255;
+    const int only_c_bad = scan->only_c_bad;
 
     char where[256], hints[768] = "";
     size_t used = 0;
@@ -432,6 +442,7 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
     if ((status = check_options(call, op, options)))
         return status;
     p->reduction = options->reduction;
+    p->flags = options->flags;
     p->ignore_index = options->ignore_index;
     p->label_smoothing = options->label_smoothing;
 
@@ -442,6 +453,7 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
         return nll_fail(call, NLL_ERROR_INPUT_RANK, "input",
                         "input is 0-d; expected (C), (N, C) or (N, C, d1, ..., dk)");
     p->kind = nll_float_kind_of(p->input.dtype);
+    p->on_device = nll_device_is_cuda(p->input.device);
     if ((status = nll_view_make(call, "target", target, 0, &p->target)) ||
         (status = check_same_device(call, &p->target, &p->input)))
         return status;
@@ -498,8 +510,9 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
         if ((status = check_class_target_shape(call, op, tg, in, sample_shape, sample_ndim,
                                                p->classes, p->class_axis)))
             return status;
-        if (nll_float_kind_of(tg->dtype) != NLL_KIND_NONE) {
-            if ((status = reject_float_target(call, op, tg, in, options->flags)))
+        if (nll_float_kind_of(tg->dtype) != NLL_KIND_NONE && !p->on_device) {
+            nll_whole_scan scan = scan_whole(tg);
+            if ((status = nll_report_float_target(call, op, tg, in, options->flags, &scan)))
                 return status;
         } else if (!nll_dtype_is_integer(tg->dtype)) {
             return nll_fail(call, NLL_ERROR_TARGET_DTYPE, "target",
@@ -573,17 +586,25 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
     if ((status = check_overlaps(call, outputs, 3, inputs, 4, &p->grad, in_place, 1)))
         return status;
 
-    /* Value checks: each a full pass, done before anything is written. */
-    if (options->flags & NLL_CHECK_FINITE) {
-        if ((status = check_finite(call, in,
-                                   op == NLL_OP_NLL ? "-inf is allowed: log-probability of zero"
-                                                    : "-inf is allowed: a masked logit")))
+    /* Value checks: each a full pass, done before anything is written. On a GPU they run
+     * there (src/cuda/check.cu) and are reported through the same functions. */
+    if (options->flags & NLL_CHECK_FINITE && !p->on_device) {
+        nll_finite_scan scan = scan_finite(in);
+        if ((status = nll_report_nonfinite(call, in, &scan, nll_nonfinite_reason(op))))
             return status;
-        if (p->probability && (status = check_finite(call, tg, "probabilities must be finite")))
-            return status;
+        if (p->probability) {
+            scan = scan_finite(tg);
+            if ((status = nll_report_nonfinite(call, tg, &scan, "probabilities must be finite")))
+                return status;
+        }
     }
-    if (!p->probability && (status = check_target_range(call, p)))
-        return status;
+    if (!p->probability && !p->on_device) {
+        nll_target_scan scan = scan_targets(p);
+        if (scan.first >= 0) {
+            const char *first = nll_view_element(tg, scan.first);
+            return nll_report_target_range(call, p, &scan, first);
+        }
+    }
 
     /* The sample walk shared by every kernel. */
     nll_iter *it = &p->samples_iter;
@@ -631,6 +652,7 @@ nll_status nll_validate_softmax(const nll_call *call, const DLTensor *input,
         return nll_fail(call, NLL_ERROR_INPUT_RANK, first->name,
                         "%s is 0-d; log_softmax needs at least one dimension", first->name);
     p->kind = nll_float_kind_of(first->dtype);
+    p->on_device = nll_device_is_cuda(first->device);
     if (dim < -first->ndim || dim >= first->ndim) {
         char shape_text[256];
         return nll_fail(call, NLL_ERROR_INVALID_DIM, "",
