@@ -7,9 +7,9 @@ errors that say exactly what is wrong.
     print(nll.check(labels, input=logits))            # what would go wrong, and the fix
 
 Arrays: numpy, torch, or anything with __dlpack__ (JAX, CuPy, ...), handed to the library
-without a copy; results come back as the input's array type, dtype and device. This build of
-libnll serves host memory only: a device array raises nll.DeviceError (nothing is copied to
-the host behind your back).
+without a copy; results come back as the input's array type, dtype and device. CUDA arrays
+run on their GPU when libnll was built with its CUDA backend (torch tensors on torch's current
+stream); other devices raise nll.DeviceError (nothing is copied behind your back).
 
 For autograd and drop-in nn modules: nll.torch (cross_entropy, nll_loss, log_softmax,
 CrossEntropyLoss, NLLLoss). Errors: nll.Error (a ValueError) and its subclasses, carrying

@@ -121,6 +121,7 @@ STATUS: Dict[str, int] = {
     "NLL_ERROR_NONFINITE": 62,
     "NLL_ERROR_UNSUPPORTED_DEVICE": 80,
     "NLL_ERROR_DEVICE_MISMATCH": 81,
+    "NLL_ERROR_CUDA": 82,
     "NLL_ERROR_OUT_OF_MEMORY": 100,
     "NLL_ERROR_INVALID_THREADS": 101,
     "NLL_ERROR_INVALID_ARCH": 102,
@@ -185,6 +186,10 @@ def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     optional = {
         "nll_context_set_arch": (st, [V, ctypes.c_char_p]),
         "nll_context_arch": (ctypes.c_char_p, [V]),
+        "nll_cuda_available": (ctypes.c_int, []),
+        "nll_context_set_cuda_stream": (st, [V, V]),
+        "nll_context_set_async": (st, [V, ctypes.c_int]),
+        "nll_context_sync": (st, [V]),
     }
     for name, (restype, argtypes) in list(signatures.items()) + list(optional.items()):
         fn = getattr(lib, name, None)

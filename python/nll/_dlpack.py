@@ -299,9 +299,23 @@ class Maker:
                     _capi.STATUS["NLL_ERROR_UNSUPPORTED_DTYPE"], tensor="input")
             out = np.empty(shape, dtype=np_dtype)
             return out, _borrow_numpy(out, "output")
-        # Device memory of a producer we cannot allocate for: a descriptor without data.
-        dl, keep = _make_dl(0, like.device, self.dtype, shape, None)
-        return None, Borrowed(None, "dlpack", dl, keep)
+        module = type(like.array).__module__.split(".")[0]
+        if module == "cupy" and like.device[0] == _capi.kDLCUDA:
+            import cupy
+            np_dtype = _NUMPY_OF_DL.get(self.dtype)
+            if np_dtype is not None:
+                with cupy.cuda.Device(like.device[1]):
+                    out = cupy.empty(shape, dtype=np_dtype)
+                return out, _borrow_capsule(out, "output")
+        if like.device[0] != _capi.kDLCUDA:
+            # a device the library refuses before reading a byte: a descriptor without data
+            dl, keep = _make_dl(0, like.device, self.dtype, shape, None)
+            return None, Borrowed(None, "dlpack", dl, keep)
+        raise make_error(
+            "input is on cuda:%d from %s: results on a GPU can be allocated for torch and CuPy "
+            "arrays only; pass one of those (both share memory with this array through "
+            "DLPack)" % (like.device[1], type(like.array).__name__),
+            _capi.STATUS["NLL_ERROR_UNSUPPORTED_DEVICE"], tensor="input")
 
     def result(self, out: Any) -> Any:
         """`out` as the caller's array type."""

@@ -97,8 +97,9 @@ class NonFiniteError(Error):
 
 
 class DeviceError(Error):
-    """A tensor on a device this build does not serve (every device but the host today), or
-    tensors of one call on different devices. Nothing is copied to the host behind your back."""
+    """A tensor on a device this build does not serve, no usable GPU for CUDA tensors (or a CUDA
+    runtime failure), or tensors of one call on different devices. Nothing is copied to the host
+    behind your back."""
 
 
 class OutOfMemoryError(Error, MemoryError):
@@ -117,7 +118,7 @@ for _name, _cls in [
     (("TARGET_NOT_WHOLE",), TargetNotWholeError),
     (("TARGET_RANGE",), TargetRangeError),
     (("NONFINITE",), NonFiniteError),
-    (("UNSUPPORTED_DEVICE", "DEVICE_MISMATCH"), DeviceError),
+    (("UNSUPPORTED_DEVICE", "DEVICE_MISMATCH", "CUDA"), DeviceError),
     (("OUT_OF_MEMORY",), OutOfMemoryError),
 ]:
     for _short in _name:

@@ -115,9 +115,22 @@ def _call(fn_name: str, args: tuple, tensors: Dict[str, Borrowed]) -> None:
     ctx = _context()
     if _observer is not None:
         _observer(fn_name, tensors)
+    stream = _torch_stream(tensors)
+    if stream is not None:
+        ctx.lib.nll_context_set_cuda_stream(ctx.handle, stream)
     status = getattr(ctx.lib, fn_name)(ctx.handle, *args)
     if status != _capi.NLL_OK:
         _raise(ctx, tensors)
+
+
+def _torch_stream(tensors: Dict[str, Borrowed]) -> Optional[int]:
+    """For torch CUDA tensors, torch's current stream on their device: the library's kernels
+    are then ordered with torch's."""
+    for b in tensors.values():
+        if b is not None and b.kind == "torch" and b.device[0] == _capi.kDLCUDA:
+            import torch
+            return torch.cuda.current_stream(b.device[1]).cuda_stream
+    return None
 
 
 def _reduction(reduction: str, where: str) -> int:

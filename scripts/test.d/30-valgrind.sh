@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 jobs=$(nproc)
 dir=build-valgrind
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DNLL_SANITIZE=OFF -DNLL_BUILD_BENCH=OFF >/dev/null
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DNLL_SANITIZE=OFF -DNLL_BUILD_BENCH=OFF -DNLL_CUDA=OFF >/dev/null
 cmake --build "$dir" -j"$jobs" >/dev/null
 
 vg=(valgrind --tool=memcheck --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite

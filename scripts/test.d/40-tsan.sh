@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 jobs=$(nproc)
 dir=build-tsan
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNLL_SANITIZE=OFF -DNLL_BUILD_BENCH=OFF \
-  -DNLL_BUILD_TOOLS=OFF -DCMAKE_C_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+  -DNLL_BUILD_TOOLS=OFF -DNLL_CUDA=OFF -DCMAKE_C_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
   -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread >/dev/null
 cmake --build "$dir" -j"$jobs" >/dev/null
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1"

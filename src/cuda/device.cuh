@@ -1,0 +1,243 @@
+// Device-side pieces every CUDA kernel shares: element types, strided walks, row sweeps with
+// 128-bit loads, and group reductions in a fixed order (so results are deterministic).
+#ifndef NLL_CUDA_DEVICE_CUH
+#define NLL_CUDA_DEVICE_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "internal.h"
+}
+
+namespace nll_cuda {
+
+// ---- element types ------------------------------------------------------------------------
+// acc is the arithmetic type (float for 16-bit inputs, as on the CPU); from_double rounds once.
+template <typename T> struct elem;
+
+template <> struct elem<double> {
+    typedef double acc;
+    static __device__ __forceinline__ double to_acc(double v) { return v; }
+    static __device__ __forceinline__ double from_acc(double v) { return v; }
+    static __device__ __forceinline__ double from_double(double v) { return v; }
+    static __device__ __forceinline__ double exp_(double v) { return exp(v); }
+    static __device__ __forceinline__ double log_(double v) { return log(v); }
+};
+
+template <> struct elem<float> {
+    typedef float acc;
+    static __device__ __forceinline__ float to_acc(float v) { return v; }
+    static __device__ __forceinline__ float from_acc(float v) { return v; }
+    static __device__ __forceinline__ float from_double(double v) { return (float)v; }
+    static __device__ __forceinline__ float exp_(float v) { return expf(v); }
+    static __device__ __forceinline__ float log_(float v) { return logf(v); }
+};
+
+template <> struct elem<__half> {
+    typedef float acc;
+    static __device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
+    static __device__ __forceinline__ __half from_acc(float v) { return __float2half_rn(v); }
+    static __device__ __forceinline__ __half from_double(double v) { return __double2half(v); }
+    static __device__ __forceinline__ float exp_(float v) { return expf(v); }
+    static __device__ __forceinline__ float log_(float v) { return logf(v); }
+};
+
+template <> struct elem<__nv_bfloat16> {
+    typedef float acc;
+    static __device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
+    static __device__ __forceinline__ __nv_bfloat16 from_acc(float v) {
+        return __float2bfloat16_rn(v);
+    }
+    static __device__ __forceinline__ __nv_bfloat16 from_double(double v) {
+        return __double2bfloat16(v);
+    }
+    static __device__ __forceinline__ float exp_(float v) { return expf(v); }
+    static __device__ __forceinline__ float log_(float v) { return logf(v); }
+};
+
+template <typename T> __device__ __forceinline__ typename elem<T>::acc load(const T *p) {
+    return elem<T>::to_acc(*p);
+}
+
+template <typename T> __device__ __forceinline__ void store(T *p, typename elem<T>::acc v) {
+    *p = elem<T>::from_acc(v);
+}
+
+// ---- strided walks ------------------------------------------------------------------------
+// A shape and per-slot element strides (the host's nll_iter), walked by position.
+struct walk {
+    int ndim;
+    int64_t shape[NLL_MAX_DIMS];
+    int64_t strides[NLL_ITER_SLOTS][NLL_MAX_DIMS];
+};
+
+// Element offsets of row-major position flat, for slots [0, slots).
+__device__ __forceinline__ void walk_offsets(const walk &w, int64_t flat, int slots,
+                                             int64_t *offset) {
+    for (int s = 0; s < slots; s++)
+        offset[s] = 0;
+    if (w.ndim == 1) { // the usual (N, C): no division
+        for (int s = 0; s < slots; s++)
+            offset[s] = flat * w.strides[s][0];
+        return;
+    }
+    for (int d = w.ndim - 1; d >= 0; d--) {
+        int64_t n = w.shape[d], i = flat % n;
+        flat /= n;
+        for (int s = 0; s < slots; s++)
+            offset[s] += i * w.strides[s][d];
+    }
+}
+
+// ---- groups of threads that share one row -------------------------------------------------
+// WARP: 32 threads per row, blockDim.x / 32 rows per block; else the whole block on one row.
+template <bool WARP> struct group {
+    static __device__ __forceinline__ int size() { return WARP ? 32 : (int)blockDim.x; }
+    static __device__ __forceinline__ int lane() {
+        return WARP ? (int)(threadIdx.x & 31) : (int)threadIdx.x;
+    }
+    static __device__ __forceinline__ int rows_per_block() {
+        return WARP ? (int)(blockDim.x >> 5) : 1;
+    }
+    static __device__ __forceinline__ int row_in_block() { return WARP ? (int)(threadIdx.x >> 5) : 0; }
+};
+
+// Combining two partial results; each op is exact about NaN and infinities as the CPU is.
+struct add_op {
+    template <typename V> __device__ __forceinline__ V operator()(V a, V b) const { return a + b; }
+};
+
+// (max, sum of exp(x - max)) pairs. A NaN never wins the max but poisons the sum.
+template <typename A> struct online {
+    A max, sum;
+};
+
+template <typename A> __device__ __forceinline__ A scaled(A sum, A from, A to) {
+    // sum * exp(from - to), where a zero sum (nothing seen, or only -inf) stays zero
+    return sum == A(0) ? A(0) : sum * elem<A>::exp_(from - to);
+}
+
+struct online_op {
+    template <typename A>
+    __device__ __forceinline__ online<A> operator()(online<A> a, online<A> b) const {
+        A m = a.max > b.max ? a.max : b.max; // NaN is never stored as a max
+        online<A> r;
+        r.max = m;
+        r.sum = m == A(-INFINITY) ? a.sum + b.sum : scaled(a.sum, a.max, m) + scaled(b.sum, b.max, m);
+        return r;
+    }
+};
+
+template <typename A> __device__ __forceinline__ void online_add(online<A> &o, A v) {
+    if (v > o.max) {
+        o.sum = scaled(o.sum, o.max, v);
+        o.max = v;
+    }
+    // exp(-inf - -inf) would be NaN: a -inf logit adds nothing, a NaN poisons the sum
+    o.sum += v == A(-INFINITY) ? A(0) : elem<A>::exp_(v - o.max);
+}
+
+template <typename V> __device__ __forceinline__ V shfl_xor(V v, int mask) {
+    return __shfl_xor_sync(0xffffffffu, v, mask);
+}
+
+template <typename A> __device__ __forceinline__ online<A> shfl_xor(online<A> v, int mask) {
+    online<A> r;
+    r.max = __shfl_xor_sync(0xffffffffu, v.max, mask);
+    r.sum = __shfl_xor_sync(0xffffffffu, v.sum, mask);
+    return r;
+}
+
+// Every lane of the warp gets the combination of all 32, combined in the same tree each time.
+template <typename V, typename Op> __device__ __forceinline__ V warp_reduce(V v, Op op) {
+    for (int mask = 16; mask > 0; mask >>= 1) {
+        V other = shfl_xor(v, mask);
+        // lower lane's value first, so every lane forms the identical expression
+        v = (threadIdx.x & mask) ? op(other, v) : op(v, other);
+    }
+    return v;
+}
+
+// The whole group's combination, returned to every thread of the group. scratch holds at
+// least 32 values (used by block groups only); it is free again when this returns.
+template <bool WARP, typename V, typename Op>
+__device__ __forceinline__ V group_reduce(V v, Op op, V *scratch) {
+    v = warp_reduce(v, op);
+    if (WARP)
+        return v;
+    const int warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+    if ((threadIdx.x & 31) == 0)
+        scratch[warp] = v;
+    __syncthreads();
+    V total = scratch[0];
+    for (int k = 1; k < warps; k++)
+        total = op(total, scratch[k]);
+    __syncthreads(); // scratch may be reused right away
+    return total;
+}
+
+// ---- row sweeps -----------------------------------------------------------------------------
+// Visits the n elements of a row, each thread of the group taking its share: f(c, x_c) may
+// return a value stored at out[c] (when out is not NULL; it may be x itself). Contiguous rows
+// use 16-byte loads and stores between a scalar head and tail.
+template <typename T> struct vec16 {
+    enum { N = 16 / sizeof(T) };
+    union {
+        uint4 raw;
+        T v[16 / sizeof(T)];
+    };
+};
+
+template <bool WARP, typename T, typename F>
+__device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
+                                          int64_t out_stride, int64_t n, F f) {
+    typedef typename elem<T>::acc A;
+    const int lane = group<WARP>::lane(), size = group<WARP>::size();
+    const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
+    const bool contiguous = x_stride == 1 && (!out || out_stride == 1);
+    if (!contiguous || xa % sizeof(T) || (out && (oa % 16 != xa % 16))) {
+        for (int64_t c = lane; c < n; c += size) {
+            A r = f(c, load(x + c * x_stride));
+            if (out)
+                store(out + c * out_stride, r);
+        }
+        return;
+    }
+    const int V = vec16<T>::N;
+    int64_t head = (int64_t)(((16 - xa % 16) % 16) / sizeof(T));
+    if (head > n)
+        head = n;
+    const int64_t body = (n - head) / V;
+    for (int64_t c = lane; c < head; c += size) {
+        A r = f(c, load(x + c));
+        if (out)
+            store(out + c, r);
+    }
+    const uint4 *xv = (const uint4 *)(x + head);
+    uint4 *ov = out ? (uint4 *)(out + head) : nullptr;
+    for (int64_t k = lane; k < body; k += size) {
+        vec16<T> in, res;
+        in.raw = xv[k];
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            res.v[j] = elem<T>::from_acc(f(head + k * V + j, elem<T>::to_acc(in.v[j])));
+        if (ov)
+            ov[k] = res.raw;
+    }
+    for (int64_t c = head + body * V + lane; c < n; c += size) {
+        A r = f(c, load(x + c));
+        if (out)
+            store(out + c, r);
+    }
+}
+
+// Fixed grid sizes: the number of blocks depends on the problem only, so each block's partial
+// sums, and the order they are added in, are the same on every run and every GPU.
+static const int kMaxBlocks = 1 << 16;
+
+} // namespace nll_cuda
+
+#endif

@@ -1,0 +1,81 @@
+/* The CUDA side of the API that every build has, checked without a GPU: the stream and async
+ * settings, nll_context_sync, and what a call on CUDA tensors says when no GPU serves it (the
+ * tensors here are host memory, so a call wrongly accepted would fault). On a machine with a
+ * GPU, tests/gpu/run.sh runs every op there. */
+#include "check.h"
+
+static void settings(void) {
+    SECTION("context settings");
+    nll_context *ctx = NULL;
+    CHECK_INT(nll_context_create(&ctx), NLL_OK);
+    CHECK(nll_context_cuda_stream(ctx) == NULL);
+    int stream_stand_in;
+    CHECK_INT(nll_context_set_cuda_stream(ctx, &stream_stand_in), NLL_OK);
+    CHECK(nll_context_cuda_stream(ctx) == &stream_stand_in);
+    CHECK_INT(nll_context_set_cuda_stream(ctx, NULL), NLL_OK);
+    CHECK_INT(nll_context_set_async(ctx, 1), NLL_OK);
+    CHECK_INT(nll_context_sync(ctx), NLL_OK); /* nothing was queued */
+    CHECK_INT(nll_context_set_async(ctx, 0), NLL_OK);
+    CHECK_INT(nll_context_set_cuda_stream(NULL, NULL), NLL_ERROR_NULL_ARGUMENT);
+    CHECK_INT(nll_context_set_async(NULL, 1), NLL_ERROR_NULL_ARGUMENT);
+    CHECK_INT(nll_context_sync(NULL), NLL_ERROR_NULL_ARGUMENT);
+    CHECK(nll_context_cuda_stream(NULL) == NULL);
+    CHECK_HAS(nll_status_name(NLL_ERROR_CUDA), "NLL_ERROR_CUDA");
+    nll_context_destroy(ctx);
+}
+
+static void on_cuda(tt *x) {
+    x->t.device.device_type = kDLCUDA;
+    x->t.device.device_id = 0;
+}
+
+static void without_gpu(void) {
+    nll_context *ctx = NULL;
+    CHECK_INT(nll_context_create(&ctx), NLL_OK);
+    nll_options o = nll_options_default();
+
+    SECTION("a call on CUDA tensors without a GPU");
+    tt *x = tvals(F32, 2, SH(2, 3), VD(1, 2, 3, 4, 5, 6));
+    tt *t = tvals(I64, 1, SH(2), VD(0, 2));
+    tt *loss = tscalar(F32, -7);
+    tt *grad = tvals(F32, 2, SH(2, 3), VD(-1, -1, -1, -1, -1, -1));
+    on_cuda(x), on_cuda(t), on_cuda(loss), on_cuda(grad);
+    nll_status s = nll_cross_entropy_fused(ctx, TT(x), TT(t), &o, TT(loss), TT(grad));
+    CHECK(s == NLL_ERROR_CUDA || s == NLL_ERROR_UNSUPPORTED_DEVICE);
+    CHECK_HAS(nll_last_error(ctx), "nll_cross_entropy_fused: input is on cuda:0");
+    nll_error_detail d;
+    nll_last_error_detail(ctx, &d);
+    CHECK_HAS(d.tensor, "input");
+    CHECK(*(float *)loss->t.data == -7.0f);
+    for (int k = 0; k < 6; k++)
+        CHECK(((float *)grad->t.data)[k] == -1.0f);
+    s = nll_log_softmax_forward(ctx, TT(x), 1, TT(grad));
+    CHECK(s == NLL_ERROR_CUDA || s == NLL_ERROR_UNSUPPORTED_DEVICE);
+    CHECK_HAS(nll_last_error(ctx), "input is on cuda:0");
+
+    SECTION("CUDA and CPU tensors in one call");
+    tt *t_host = tvals(I64, 1, SH(2), VD(0, 2));
+    s = nll_cross_entropy_forward(ctx, TT(x), TT(t_host), &o, TT(loss));
+    if (s == NLL_ERROR_DEVICE_MISMATCH) /* a build with the backend: both devices named */
+        CHECK_HAS(nll_last_error(ctx), "target is on cpu but input is on cuda:0");
+    else
+        CHECK_INT(s, NLL_ERROR_UNSUPPORTED_DEVICE);
+
+    SECTION("the next CPU call works");
+    tt *x_host = tvals(F32, 2, SH(2, 3), VD(1, 2, 3, 4, 5, 6));
+    tt *loss_host = tscalar(F32, 0);
+    CHECK_INT(nll_cross_entropy_forward(ctx, TT(x_host), TT(t_host), &o, TT(loss_host)), NLL_OK);
+    /* mean of -log_softmax at the targets: rows (1,2,3) t=0 and (4,5,6) t=2 */
+    double lse = log(exp(1.0) + exp(2.0) + exp(3.0));
+    double want = ((lse - 1.0) + (lse - 3.0)) / 2.0;
+    CHECK(fabs(*(float *)loss_host->t.data - want) < 1e-6);
+    CHECK_INT(nll_context_sync(ctx), NLL_OK);
+    nll_context_destroy(ctx);
+}
+
+int main(void) {
+    settings();
+    if (!nll_cuda_available())
+        without_gpu();
+    return check_finish("test_cuda");
+}
