@@ -214,7 +214,7 @@ template <typename T> __global__ void finalize_checks_kernel(loss_args a) {
 
 // One block: MEAN and SUM losses from the per-block partials, in block order, as the CPU forms
 // them; nll_loss's total_weight.
-template <typename T> __global__ void reduce_kernel(loss_args a) {
+template <typename T> __global__ void __launch_bounds__(1024) reduce_kernel(loss_args a) {
     __shared__ double s_double[32];
     workspace *ws = a.ws;
     if (ws->sticky.status)
@@ -289,7 +289,7 @@ void launch_reset(workspace *ws, cudaStream_t stream) { reset_kernel<<<1, 1, 0, 
 row_shape plan_rows(int64_t rows, int64_t classes) {
     row_shape shape;
     shape.warp = classes <= 2048;
-    shape.threads = shape.warp ? 256 : classes <= 16384 ? 256 : 1024;
+    shape.threads = shape.warp || classes <= 16384 ? 256 : kMaxRowThreads;
     int64_t per_block = shape.warp ? shape.threads / 32 : 1;
     int64_t blocks = (rows + per_block - 1) / per_block;
     shape.blocks = (int)(blocks < 1 ? 1 : blocks > kMaxBlocks ? kMaxBlocks : blocks);

@@ -143,7 +143,8 @@ __device__ double probability_row(const loss_args &a, const int64_t *off, double
     return weighted;
 }
 
-template <typename T, bool WARP> __global__ void cross_entropy_kernel(loss_args a) {
+template <typename T, bool WARP>
+__global__ void __launch_bounds__(kMaxRowThreads) cross_entropy_kernel(loss_args a) {
     typedef typename elem<T>::acc A;
     __shared__ online<A> s_online[32];
     __shared__ double s_double[32];

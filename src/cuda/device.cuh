@@ -237,6 +237,8 @@ __device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
 // Fixed grid sizes: the number of blocks depends on the problem only, so each block's partial
 // sums, and the order they are added in, are the same on every run and every GPU.
 static const int kMaxBlocks = 1 << 16;
+// The most threads on one row: their kernels are compiled to fit (__launch_bounds__).
+static const int kMaxRowThreads = 512;
 
 } // namespace nll_cuda
 

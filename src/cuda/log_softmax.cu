@@ -4,7 +4,8 @@
 
 namespace nll_cuda {
 
-template <typename T, bool WARP> __global__ void log_softmax_forward_kernel(softmax_args a) {
+template <typename T, bool WARP>
+__global__ void __launch_bounds__(kMaxRowThreads) log_softmax_forward_kernel(softmax_args a) {
     typedef typename elem<T>::acc A;
     __shared__ online<A> s_online[32];
     if (a.ws->sticky.status)
@@ -27,7 +28,8 @@ template <typename T, bool WARP> __global__ void log_softmax_forward_kernel(soft
 }
 
 // grad_input = grad_output - exp(output) * sum(grad_output) along each row
-template <typename T, bool WARP> __global__ void log_softmax_backward_kernel(softmax_args a) {
+template <typename T, bool WARP>
+__global__ void __launch_bounds__(kMaxRowThreads) log_softmax_backward_kernel(softmax_args a) {
     typedef typename elem<T>::acc A;
     __shared__ double s_double[32];
     if (a.ws->sticky.status)

@@ -33,7 +33,8 @@ template <typename T> __global__ void nll_forward_kernel(loss_args a) {
         ws->loss_partial[blockIdx.x] = total;
 }
 
-template <typename T, bool WARP> __global__ void nll_backward_kernel(loss_args a) {
+template <typename T, bool WARP>
+__global__ void __launch_bounds__(kMaxRowThreads) nll_backward_kernel(loss_args a) {
     typedef typename elem<T>::acc A;
     workspace *ws = a.ws;
     if (ws->sticky.status)
