@@ -17,13 +17,7 @@ template <bool WARP> __device__ __forceinline__ void group_sync() {
 template <bool WARP, typename T>
 __device__ __forceinline__ online<typename elem<T>::acc> row_stats(const loss_args &a, const T *x,
                                                                   online<typename elem<T>::acc> *scratch) {
-    typedef typename elem<T>::acc A;
-    online<A> o = {A(-INFINITY), A(0)};
-    sweep_row<WARP>(x, a.x_class, (T *)nullptr, 0, a.classes, [&](int64_t, A v) {
-        online_add(o, v);
-        return v;
-    });
-    return group_reduce<WARP>(o, online_op(), scratch);
+    return group_reduce<WARP>(row_online<WARP>(x, a.x_class, a.classes), online_op(), scratch);
 }
 
 // One sample with a class index; returns its -w[t] log p[t] and adds its smoothing sum to

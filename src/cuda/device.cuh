@@ -18,6 +18,11 @@ namespace nll_cuda {
 // acc is the arithmetic type (float for 16-bit inputs, as on the CPU); from_double rounds once.
 template <typename T> struct elem;
 
+// exp for float arithmetic: one multiply and the hardware's exp2 (<= 2 ulp, plus the rounding of
+// x * log2(e): relative 6e-8 * |x|, below float32's tolerance where e^x matters). The memory-
+// bound kernels have about ten instructions per element to spend; expf would take most of them.
+__device__ __forceinline__ float fast_exp(float v) { return exp2f(v * 1.44269504088896341f); }
+
 template <> struct elem<double> {
     typedef double acc;
     static __device__ __forceinline__ double to_acc(double v) { return v; }
@@ -32,7 +37,7 @@ template <> struct elem<float> {
     static __device__ __forceinline__ float to_acc(float v) { return v; }
     static __device__ __forceinline__ float from_acc(float v) { return v; }
     static __device__ __forceinline__ float from_double(double v) { return (float)v; }
-    static __device__ __forceinline__ float exp_(float v) { return expf(v); }
+    static __device__ __forceinline__ float exp_(float v) { return fast_exp(v); }
     static __device__ __forceinline__ float log_(float v) { return logf(v); }
 };
 
@@ -41,7 +46,7 @@ template <> struct elem<__half> {
     static __device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
     static __device__ __forceinline__ __half from_acc(float v) { return __float2half_rn(v); }
     static __device__ __forceinline__ __half from_double(double v) { return __double2half(v); }
-    static __device__ __forceinline__ float exp_(float v) { return expf(v); }
+    static __device__ __forceinline__ float exp_(float v) { return fast_exp(v); }
     static __device__ __forceinline__ float log_(float v) { return logf(v); }
 };
 
@@ -54,7 +59,7 @@ template <> struct elem<__nv_bfloat16> {
     static __device__ __forceinline__ __nv_bfloat16 from_double(double v) {
         return __double2bfloat16(v);
     }
-    static __device__ __forceinline__ float exp_(float v) { return expf(v); }
+    static __device__ __forceinline__ float exp_(float v) { return fast_exp(v); }
     static __device__ __forceinline__ float log_(float v) { return logf(v); }
 };
 
@@ -140,6 +145,31 @@ template <typename A> __device__ __forceinline__ void online_add(online<A> &o, A
     o.sum += v == A(-INFINITY) ? A(0) : elem<A>::exp_(v - o.max);
 }
 
+// A whole vector of values at once: one max and one rescale per vector, then a subtract, a
+// multiply and an exp2 per element. A NaN is skipped by fmax but poisons the sum through its
+// exp; when everything so far is -inf (or NaN) the slow rule keeps -inf - -inf out.
+template <typename A, int N> __device__ __forceinline__ void online_add_vector(online<A> &o, const A *v) {
+    A vmax = v[0];
+#pragma unroll
+    for (int j = 1; j < N; j++)
+        vmax = fmax(vmax, v[j]);
+    if (vmax > o.max) {
+        o.sum = scaled(o.sum, o.max, vmax);
+        o.max = vmax;
+    }
+    if (o.max == A(-INFINITY)) {
+#pragma unroll
+        for (int j = 0; j < N; j++)
+            online_add(o, v[j]);
+        return;
+    }
+    A part = 0;
+#pragma unroll
+    for (int j = 0; j < N; j++)
+        part += elem<A>::exp_(v[j] - o.max);
+    o.sum += part;
+}
+
 template <typename V> __device__ __forceinline__ V shfl_xor(V v, int mask) {
     return __shfl_xor_sync(0xffffffffu, v, mask);
 }
@@ -183,6 +213,8 @@ __device__ __forceinline__ V group_reduce(V v, Op op, V *scratch) {
 // Visits the n elements of a row, each thread of the group taking its share: f(c, x_c) may
 // return a value stored at out[c] (when out is not NULL; it may be x itself). Contiguous rows
 // use 16-byte loads and stores between a scalar head and tail.
+static const int kUnroll = 4;
+
 template <typename T> struct vec16 {
     enum { N = 16 / sizeof(T) };
     union {
@@ -218,7 +250,25 @@ __device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
     }
     const uint4 *xv = (const uint4 *)(x + head);
     uint4 *ov = out ? (uint4 *)(out + head) : nullptr;
-    for (int64_t k = lane; k < body; k += size) {
+    // kUnroll loads in flight per thread before any is used: enough bytes in flight for HBM
+    int64_t k = lane;
+    for (; k + (int64_t)(kUnroll - 1) * size < body; k += (int64_t)kUnroll * size) {
+        vec16<T> in[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++)
+            in[u].raw = xv[k + u * size];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+            vec16<T> res;
+            const int64_t base = head + (k + u * size) * V;
+#pragma unroll
+            for (int j = 0; j < V; j++)
+                res.v[j] = elem<T>::from_acc(f(base + j, elem<T>::to_acc(in[u].v[j])));
+            if (ov)
+                ov[k + u * size] = res.raw;
+        }
+    }
+    for (; k < body; k += size) {
         vec16<T> in, res;
         in.raw = xv[k];
 #pragma unroll
@@ -232,6 +282,57 @@ __device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
         if (out)
             store(out + c, r);
     }
+}
+
+// This thread's (max, sum of exp) over its share of a row (group_reduce combines the shares):
+// the hot first pass, so contiguous rows go a vector at a time (online_add_vector).
+template <bool WARP, typename T>
+__device__ __forceinline__ online<typename elem<T>::acc> row_online(const T *x, int64_t stride,
+                                                                   int64_t n) {
+    typedef typename elem<T>::acc A;
+    online<A> o = {A(-INFINITY), A(0)};
+    const int lane = group<WARP>::lane(), size = group<WARP>::size();
+    const uintptr_t xa = (uintptr_t)x;
+    if (stride != 1 || xa % sizeof(T)) {
+        for (int64_t c = lane; c < n; c += size)
+            online_add(o, load(x + c * stride));
+        return o;
+    }
+    const int V = vec16<T>::N;
+    int64_t head = (int64_t)(((16 - xa % 16) % 16) / sizeof(T));
+    if (head > n)
+        head = n;
+    const int64_t body = (n - head) / V;
+    for (int64_t c = lane; c < head; c += size)
+        online_add(o, load(x + c));
+    const uint4 *xv = (const uint4 *)(x + head);
+    int64_t k = lane;
+    for (; k + (int64_t)(kUnroll - 1) * size < body; k += (int64_t)kUnroll * size) {
+        vec16<T> in[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++)
+            in[u].raw = xv[k + u * size];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++) {
+            A v[V];
+#pragma unroll
+            for (int j = 0; j < V; j++)
+                v[j] = elem<T>::to_acc(in[u].v[j]);
+            online_add_vector<A, V>(o, v);
+        }
+    }
+    for (; k < body; k += size) {
+        vec16<T> in;
+        in.raw = xv[k];
+        A v[V];
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            v[j] = elem<T>::to_acc(in.v[j]);
+        online_add_vector<A, V>(o, v);
+    }
+    for (int64_t c = head + body * V + lane; c < n; c += size)
+        online_add(o, load(x + c));
+    return o;
 }
 
 // Fixed grid sizes: the number of blocks depends on the problem only, so each block's partial

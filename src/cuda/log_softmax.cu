@@ -15,12 +15,8 @@ __global__ void __launch_bounds__(kMaxRowThreads) log_softmax_forward_kernel(sof
         int64_t off[NLL_ITER_SLOTS];
         walk_offsets(a.rows_walk, i, NLL_SM_GRAD + 1, off);
         const T *x = (const T *)a.x + off[NLL_SM_INPUT];
-        online<A> o = {A(-INFINITY), A(0)};
-        sweep_row<WARP>(x, a.x_class, (T *)nullptr, 0, a.classes, [&](int64_t, A v) {
-            online_add(o, v);
-            return v;
-        });
-        o = group_reduce<WARP>(o, online_op(), s_online);
+        const online<A> o =
+            group_reduce<WARP>(row_online<WARP>(x, a.x_class, a.classes), online_op(), s_online);
         const A max = o.max, log_sum = elem<A>::log_(o.sum);
         sweep_row<WARP>(x, a.x_class, (T *)a.out + off[NLL_SM_OUTPUT], a.out_class, a.classes,
                         [&](int64_t, A v) { return (v - max) - log_sum; });
