@@ -189,7 +189,15 @@ template <typename T> static void run(const loss_args &a, cudaStream_t stream) {
         cross_entropy_kernel<T, false><<<shape.blocks, shape.threads, 0, stream>>>(a);
 }
 
+int cross_entropy_blocks(const loss_args &a) {
+    return long_rows_apply(a) ? (int)a.samples : plan_rows(a.samples, a.classes).blocks;
+}
+
 void launch_cross_entropy(const loss_args &a, nll_float_kind kind, cudaStream_t stream) {
+    if (long_rows_apply(a)) {
+        launch_cross_entropy_long(a, kind, stream);
+        return;
+    }
 #define NLL_RUN(T) run<T>(a, stream)
     NLL_CUDA_DISPATCH(kind, NLL_RUN)
 #undef NLL_RUN

@@ -340,6 +340,8 @@ __device__ __forceinline__ online<typename elem<T>::acc> row_online(const T *x, 
 static const int kMaxBlocks = 1 << 16;
 // The most threads on one row: their kernels are compiled to fit (__launch_bounds__).
 static const int kMaxRowThreads = 512;
+// At most this many rows take the several-blocks-per-row path (cross_entropy_long.cu).
+static const int kLongRowsMax = 128;
 
 } // namespace nll_cuda
 

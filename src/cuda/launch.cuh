@@ -39,6 +39,9 @@ struct workspace {
     double check_partial[kMaxBlocks];
     double loss_partial[kMaxBlocks];
     double smooth_partial[kMaxBlocks];
+    // few long rows (cross_entropy_long.cu): per-chunk statistics, then per-row ones
+    double chunk_max[kMaxBlocks], chunk_sum[kMaxBlocks];
+    double row_max[kLongRowsMax], row_log_sum[kLongRowsMax];
 };
 
 struct loss_args {
@@ -89,8 +92,12 @@ void launch_checks(const loss_args &a, nll_float_kind kind, const view_args *fin
                    const view_args *finite_target, cudaStream_t stream);
 void launch_reduce(const loss_args &a, nll_float_kind kind, cudaStream_t stream);
 void launch_reset(workspace *ws, cudaStream_t stream);
-// cross_entropy.cu
+// cross_entropy.cu: the blocks whose partial sums reduce_kernel adds (set in a.blocks first)
+int cross_entropy_blocks(const loss_args &a);
 void launch_cross_entropy(const loss_args &a, nll_float_kind kind, cudaStream_t stream);
+// cross_entropy_long.cu
+bool long_rows_apply(const loss_args &a);
+void launch_cross_entropy_long(const loss_args &a, nll_float_kind kind, cudaStream_t stream);
 // nll_loss.cu
 void launch_nll_loss(const loss_args &a, nll_float_kind kind, cudaStream_t stream);
 // log_softmax.cu

@@ -332,7 +332,7 @@ extern "C" nll_status nll_cuda_loss(const nll_call *call, const nll_loss_problem
     a.check_targets = !p->probability;
     a.allow_float_targets = (p->flags & NLL_ALLOW_FLOAT_TARGETS) != 0;
     a.check_blocks = a.check_targets && a.samples > 0 ? grid_for(a.samples, 256) : 0;
-    a.blocks = a.nll ? grid_for(a.samples, 256) : plan_rows(a.samples, a.classes).blocks;
+    a.blocks = a.nll ? grid_for(a.samples, 256) : cross_entropy_blocks(a);
     a.serial = ++call->ctx->cuda->serial;
     a.ws = dev->ws;
 

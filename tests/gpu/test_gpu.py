@@ -76,7 +76,7 @@ def targets(samples_shape, classes, ignore_index, gen, dtype=torch.int64):
 
 def loss_cases():
     gen = torch.Generator().manual_seed(7)
-    shapes = [(5,), (8, 1), (16, 5), (33, 33), (7, 1000), (4, 3001), (3, 20011), (2, 70001),
+    shapes = [(5,), (8, 1), (16, 5), (33, 33), (7, 1000), (4, 3001), (3, 20011), (2, 70001), (3, 300007),
               (4, 6, 3, 2), (0, 5)]
     for dtype, shape in itertools.product(DTYPES, shapes):
         classes = shape[0] if len(shape) == 1 else shape[1]
