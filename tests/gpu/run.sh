@@ -37,6 +37,10 @@ say "libnll GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$log"
 nvcc --version | tail -1 | tee -a "$log"
 
+step preflight 60 "$python" -c 'import sys, numpy, torch
+print("python", sys.version.split()[0], "numpy", numpy.__version__, "torch", torch.__version__,
+      "cuda", torch.version.cuda, "devices", torch.cuda.device_count())
+sys.exit(0 if torch.cuda.is_available() else 1)'
 step build 300 bash -c "cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DNLL_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DNLL_BUILD_TESTS=ON -DNLL_BUILD_BENCH=OFF -DNLL_BUILD_TOOLS=OFF \
   && cmake --build $build -j\$(nproc) --target nll test_cuda \
