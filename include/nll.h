@@ -173,11 +173,13 @@ NLL_API nll_status nll_last_error_detail(const nll_context *ctx, nll_error_detai
  * By default a call returns once the GPU has finished it, so its status is final. In
  * asynchronous mode a call returns after queueing its kernels and a value error is reported by
  * the next nll_context_sync; the context then skips the kernels of every later call until that
- * sync, so nothing computes on the outputs a rejected call left unwritten. Asynchronous calls
- * can be captured in a CUDA graph (make one uncaptured call of the largest shape first, so
- * the context's workspace is already large enough).
+ * sync, so nothing computes on the outputs a rejected call left unwritten. Calls can be
+ * captured in a CUDA graph; while a stream is being captured they behave as in asynchronous
+ * mode (make one uncaptured call on the device first: it allocates the context's workspace).
  *
- * Each context holds a small workspace per device, made on its first call there. */
+ * Each context holds a small workspace per device, made on its first call there. Calls of one
+ * context on one device run in order even across streams: a call on another stream than the
+ * previous one waits for it (an event, not a host wait). */
 
 /* 1 when this build has the CUDA backend and a GPU is visible, else 0. */
 NLL_API int nll_cuda_available(void);

@@ -510,10 +510,12 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
         if ((status = check_class_target_shape(call, op, tg, in, sample_shape, sample_ndim,
                                                p->classes, p->class_axis)))
             return status;
-        if (nll_float_kind_of(tg->dtype) != NLL_KIND_NONE && !p->on_device) {
-            nll_whole_scan scan = scan_whole(tg);
-            if ((status = nll_report_float_target(call, op, tg, in, options->flags, &scan)))
-                return status;
+        if (nll_float_kind_of(tg->dtype) != NLL_KIND_NONE) {
+            if (!p->on_device) { /* on a GPU, src/cuda/check.cu scans and the same code reports */
+                nll_whole_scan scan = scan_whole(tg);
+                if ((status = nll_report_float_target(call, op, tg, in, options->flags, &scan)))
+                    return status;
+            }
         } else if (!nll_dtype_is_integer(tg->dtype)) {
             return nll_fail(call, NLL_ERROR_TARGET_DTYPE, "target",
                             "target has dtype %s; class indices must be integers: convert the "

@@ -1,6 +1,8 @@
 // The value checks of a loss call on the GPU (class-index range, floating targets,
 // NLL_CHECK_FINITE), their verdict, and the final reduction of MEAN and SUM losses. What the
 // checks find is reported by the host with the CPU's messages (src/validate.c).
+#include <string.h>
+
 #include "launch.cuh"
 
 namespace nll_cuda {
@@ -171,9 +173,24 @@ template <typename T> __global__ void check_finite_kernel(view_args v, int which
         atomicAdd(&ws->scan.finite_count[which], count);
 }
 
+__device__ void copy_bytes(unsigned char *to, const char *from, int n) {
+    for (int k = 0; k < n && k < 8; k++)
+        to[k] = (unsigned char)from[k];
+}
+
+// The element at flat position first of a view walked by check_finite_kernel.
+__device__ const char *view_element(const view_args &v, unsigned long long first) {
+    int64_t offset = (int64_t)first;
+    if (!v.contiguous)
+        walk_offsets(v.elements, (int64_t)first, 1, &offset);
+    return v.data + offset * v.item_size;
+}
+
 // One block: the verdict (in the CPU's order of checks), the MEAN denominator and the class
-// weights' sum; then the scan is reset for the next call.
-template <typename T> __global__ void finalize_checks_kernel(loss_args a) {
+// weights' sum; the first offending element's bytes, read now (an asynchronous report comes
+// later, when the tensor may hold other values); then the scan is reset for the next call.
+template <typename T>
+__global__ void finalize_checks_kernel(loss_args a, view_args finite_input, view_args finite_target) {
     typedef typename elem<T>::acc A;
     __shared__ double s_double[32];
     workspace *ws = a.ws;
@@ -204,6 +221,25 @@ template <typename T> __global__ void finalize_checks_kernel(loss_args a) {
     else if (a.check_targets && s.target_bad)
         status = NLL_ERROR_TARGET_RANGE;
     if (status) {
+        unsigned long long first = ~0ull;
+        const char *element = nullptr;
+        int size = a.target_bits / 8;
+        if (status == NLL_ERROR_NONFINITE) {
+            first = s.finite_first[which];
+            element = view_element(which ? finite_target : finite_input, first);
+            size = (int)sizeof(T);
+        } else {
+            first = status == NLL_ERROR_TARGET_RANGE ? s.target_first : s.whole_first;
+            if (first != ~0ull) {
+                int64_t off[NLL_ITER_SLOTS];
+                walk_offsets(a.samples_walk, (int64_t)first, NLL_SLOT_TARGET + 1, off);
+                element = a.target + off[NLL_SLOT_TARGET] * size;
+            }
+        }
+        for (int k = 0; k < 8; k++)
+            ws->sticky.first_bytes[k] = 0;
+        if (first != ~0ull && element)
+            copy_bytes(ws->sticky.first_bytes, element, size);
         ws->sticky.scan = s;
         ws->sticky.finite_which = which;
         ws->sticky.serial = a.serial;
@@ -268,7 +304,10 @@ static void checks(const loss_args &a, const view_args *finite_input,
     if (finite_target && finite_target->numel > 0)
         check_finite_kernel<T><<<blocks_for(finite_target->numel, 256), 256, 0, stream>>>(
             *finite_target, 1, a.ws);
-    finalize_checks_kernel<T><<<1, 256, 0, stream>>>(a);
+    view_args none;
+    memset(&none, 0, sizeof none);
+    finalize_checks_kernel<T><<<1, 256, 0, stream>>>(a, finite_input ? *finite_input : none,
+                                                       finite_target ? *finite_target : none);
 }
 
 void launch_checks(const loss_args &a, nll_float_kind kind, const view_args *finite_input,

@@ -27,6 +27,7 @@ struct status_record {
     int finite_which;
     unsigned long long serial;
     scan_state scan;
+    unsigned char first_bytes[8]; // the first offending element as the check read it
 };
 
 // One per device and context. Every kernel of a call reads sticky.status first and does nothing
@@ -67,6 +68,7 @@ struct view_args {
     const char *data;
     int64_t numel;
     int contiguous;
+    int item_size;
     walk elements; // slot 0
 };
 

@@ -18,6 +18,9 @@ const int kPending = 64; // asynchronous calls remembered for their messages
 struct device_state {
     workspace *ws;
     status_record *record; // pinned host copy of ws->sticky
+    cudaEvent_t done;      // recorded after each call: a call on another stream waits for it
+    cudaStream_t last;     // the stream of the last call (valid once used)
+    bool used;
 };
 
 struct pending_call {
@@ -98,10 +101,14 @@ nll_status device_for(const nll_call *call, int id, device_state **out) {
         dev->ws = nullptr;
         return cuda_fail(call, err, "cudaMalloc of the workspace");
     }
-    if ((err = cudaMallocHost((void **)&dev->record, sizeof(status_record))) != cudaSuccess) {
+    if ((err = cudaMallocHost((void **)&dev->record, sizeof(status_record))) != cudaSuccess ||
+        (err = cudaEventCreateWithFlags(&dev->done, cudaEventDisableTiming)) != cudaSuccess) {
+        if (dev->record)
+            cudaFreeHost(dev->record);
         cudaFree(dev->ws);
         dev->ws = nullptr;
-        return cuda_fail(call, err, "cudaMallocHost of the status record");
+        dev->record = nullptr;
+        return cuda_fail(call, err, "preparing the status record");
     }
     launch_reset(dev->ws, stream_of(ctx));
     if ((err = cudaStreamSynchronize(stream_of(ctx))) != cudaSuccess)
@@ -154,6 +161,7 @@ view_args view_walk(const nll_view *v) {
     view_args a;
     memset(&a, 0, sizeof a);
     a.data = v->data;
+    a.item_size = (int)v->item_size;
     a.numel = v->numel;
     nll_iter it;
     nll_iter_init(&it, v->shape, v->ndim);
@@ -174,26 +182,17 @@ int grid_for(int64_t items, int threads) {
     return (int)(blocks < 1 ? 1 : blocks > kMaxBlocks ? kMaxBlocks : blocks);
 }
 
-// One element's bytes, wherever the tensor lives.
-void read_element(const nll_view *v, int64_t flat, unsigned char *bytes) {
-    memset(bytes, 0, 16);
-    if (flat >= 0 && cudaMemcpy(bytes, nll_view_element(v, flat), (size_t)v->item_size,
-                                cudaMemcpyDeviceToHost) != cudaSuccess)
-        cudaGetLastError();
-}
-
 int64_t flat_or_none(unsigned long long first) { return first == ~0ull ? -1 : (int64_t)first; }
 
 // The message of a rejected loss call, as the CPU would give it.
 nll_status report(const nll_call *call, const nll_loss_problem *p, const status_record *r) {
     const scan_state &s = r->scan;
-    unsigned char bytes[16];
+    const unsigned char *bytes = r->first_bytes; // the offending element, as the check saw it
     switch (r->status) {
     case NLL_ERROR_FLOAT_TARGET:
     case NLL_ERROR_TARGET_NOT_WHOLE: {
         nll_whole_scan scan = {flat_or_none(s.whole_first), 0, (int64_t)s.whole_bad,
                                s.whole_min, s.whole_max};
-        read_element(&p->target, scan.first_bad, bytes);
         scan.first_value = nll_load_as_double((const char *)bytes, p->target.dtype);
         return nll_report_float_target(call, p->op, &p->target, &p->input, p->flags, &scan);
     }
@@ -201,7 +200,6 @@ nll_status report(const nll_call *call, const nll_loss_problem *p, const status_
         const nll_view *v = r->finite_which ? &p->target : &p->input;
         nll_finite_scan scan = {flat_or_none(s.finite_first[r->finite_which]), 0,
                                 (int64_t)s.finite_count[r->finite_which]};
-        read_element(v, scan.first, bytes);
         scan.value = nll_load_as_double((const char *)bytes, v->dtype);
         return nll_report_nonfinite(call, v, &scan,
                                     r->finite_which ? "probabilities must be finite"
@@ -212,20 +210,21 @@ nll_status report(const nll_call *call, const nll_loss_problem *p, const status_
                                 (int64_t)s.target_counted, (int64_t)s.target_beyond,
                                 s.target_min, s.target_max, s.seen_minus_one, s.seen_255,
                                 !s.not_only_c_bad};
-        read_element(&p->target, scan.first, bytes);
         return nll_report_target_range(call, p, &scan, bytes);
     }
     }
 }
 
-// Reads the device's status record (after the stream is drained); reports and clears it.
-nll_status collect(const nll_call *call, device_state *dev, const nll_loss_problem *current,
-                   unsigned long long current_serial) {
+// Reads the device's status record once its last call is done; reports and clears it.
+nll_status collect(const nll_call *call, device_state *dev, cudaStream_t stream,
+                   const nll_loss_problem *current, unsigned long long current_serial) {
     nll_context *ctx = call->ctx;
-    cudaStream_t stream = stream_of(ctx);
-    cudaError_t err =
-        cudaMemcpyAsync(dev->record, &dev->ws->sticky, sizeof(status_record),
-                        cudaMemcpyDeviceToHost, stream);
+    cudaError_t err = cudaSuccess;
+    if (dev->used && dev->last != stream)
+        err = cudaStreamWaitEvent(stream, dev->done, 0);
+    if (err == cudaSuccess)
+        err = cudaMemcpyAsync(dev->record, &dev->ws->sticky, sizeof(status_record),
+                              cudaMemcpyDeviceToHost, stream);
     if (err == cudaSuccess)
         err = cudaStreamSynchronize(stream);
     if (err != cudaSuccess)
@@ -254,14 +253,37 @@ nll_status collect(const nll_call *call, device_state *dev, const nll_loss_probl
     return status;
 }
 
-// After the launches: launch errors now; value errors at once, or at nll_context_sync.
-nll_status finish(const nll_call *call, device_state *dev, const nll_loss_problem *p,
-                  unsigned long long serial) {
+// Before the launches: whether the stream is being captured, and ordering after the last call
+// on this device if that was on another stream (they share the workspace). Clears a stale
+// error of the CUDA runtime so a launch failure is this call's.
+nll_status begin(const nll_call *call, device_state *dev, cudaStream_t stream, bool *capturing) {
+    cudaGetLastError();
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    cudaError_t err = cudaStreamIsCapturing(stream, &capture);
+    if (err != cudaSuccess)
+        return cuda_fail(call, err, "cudaStreamIsCapturing");
+    *capturing = capture != cudaStreamCaptureStatusNone;
+    if (dev->used && dev->last != stream && !*capturing &&
+        (err = cudaStreamWaitEvent(stream, dev->done, 0)) != cudaSuccess)
+        return cuda_fail(call, err, "ordering after the previous call's stream");
+    return NLL_OK;
+}
+
+// After the launches: launch errors now; value errors at once, or -- asynchronous mode, or a
+// stream being captured into a graph -- at nll_context_sync.
+nll_status finish(const nll_call *call, device_state *dev, cudaStream_t stream, bool capturing,
+                  const nll_loss_problem *p, unsigned long long serial) {
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess)
         return cuda_fail(call, err, "launching the kernels");
+    if (!capturing) {
+        if ((err = cudaEventRecord(dev->done, stream)) != cudaSuccess)
+            return cuda_fail(call, err, "cudaEventRecord");
+        dev->last = stream;
+        dev->used = true;
+    }
     nll_context *ctx = call->ctx;
-    if (ctx->cuda_async) {
+    if (ctx->cuda_async || capturing) {
         if (p) {
             pending_call &pc = ctx->cuda->pending[serial % kPending];
             pc.serial = serial;
@@ -270,7 +292,7 @@ nll_status finish(const nll_call *call, device_state *dev, const nll_loss_proble
         }
         return NLL_OK;
     }
-    return collect(call, dev, p, serial);
+    return collect(call, dev, stream, p, serial);
 }
 
 } // namespace
@@ -337,6 +359,9 @@ extern "C" nll_status nll_cuda_loss(const nll_call *call, const nll_loss_problem
     a.ws = dev->ws;
 
     cudaStream_t stream = stream_of(call->ctx);
+    bool capturing;
+    if ((status = begin(call, dev, stream, &capturing)))
+        return status;
     view_args finite_input, finite_target;
     const bool finite = (p->flags & NLL_CHECK_FINITE) != 0;
     if (finite) {
@@ -352,7 +377,7 @@ extern "C" nll_status nll_cuda_loss(const nll_call *call, const nll_loss_problem
         launch_cross_entropy(a, p->kind, stream);
     if (want_loss)
         launch_reduce(a, p->kind, stream);
-    return finish(call, dev, p, a.serial);
+    return finish(call, dev, stream, capturing, p, a.serial);
 }
 
 extern "C" nll_status nll_cuda_softmax(const nll_call *call, const nll_softmax_problem *p,
@@ -384,8 +409,12 @@ extern "C" nll_status nll_cuda_softmax(const nll_call *call, const nll_softmax_p
     a.out_class = p->class_stride[backward ? NLL_SM_GRAD : NLL_SM_OUTPUT];
     fill_walk(&a.rows_walk, &p->rows_iter, NLL_SM_GRAD + 1);
     a.ws = dev->ws;
-    launch_log_softmax(a, p->kind, backward != 0, stream_of(call->ctx));
-    return finish(call, dev, nullptr, 0);
+    cudaStream_t stream = stream_of(call->ctx);
+    bool capturing;
+    if ((status = begin(call, dev, stream, &capturing)))
+        return status;
+    launch_log_softmax(a, p->kind, backward != 0, stream);
+    return finish(call, dev, stream, capturing, nullptr, 0);
 }
 
 extern "C" nll_status nll_cuda_sync(const nll_call *call) {
@@ -400,7 +429,7 @@ extern "C" nll_status nll_cuda_sync(const nll_call *call) {
         device_scope scope;
         nll_status status = scope.enter(call, "the context's workspace", id);
         if (!status)
-            status = collect(call, dev, nullptr, 0);
+            status = collect(call, dev, stream_of(ctx), nullptr, 0);
         if (status && !first)
             first = status;
         if (status) // keep the first error's message
@@ -419,7 +448,8 @@ extern "C" void nll_cuda_release(nll_context *ctx) {
         int previous = -1;
         cudaGetDevice(&previous);
         cudaSetDevice(id);
-        cudaStreamSynchronize(stream_of(ctx));
+        cudaEventSynchronize(dev->done);
+        cudaEventDestroy(dev->done);
         cudaFree(dev->ws);
         cudaFreeHost(dev->record);
         if (previous >= 0)

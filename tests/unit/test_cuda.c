@@ -53,6 +53,16 @@ static void without_gpu(void) {
     CHECK(s == NLL_ERROR_CUDA || s == NLL_ERROR_UNSUPPORTED_DEVICE);
     CHECK_HAS(nll_last_error(ctx), "input is on cuda:0");
 
+    SECTION("a floating target on CUDA reaches the backend (its values are checked there)");
+    tt *t_float = tvals(F32, 1, SH(2), VD(0, 2));
+    on_cuda(t_float);
+    nll_options allow = nll_options_default();
+    allow.flags = NLL_ALLOW_FLOAT_TARGETS;
+    s = nll_cross_entropy_forward(ctx, TT(x), TT(t_float), &allow, TT(loss));
+    CHECK(s == NLL_ERROR_CUDA || s == NLL_ERROR_UNSUPPORTED_DEVICE);
+    s = nll_cross_entropy_forward(ctx, TT(x), TT(t_float), &o, TT(loss));
+    CHECK(s == NLL_ERROR_CUDA || s == NLL_ERROR_UNSUPPORTED_DEVICE);
+
     SECTION("CUDA and CPU tensors in one call");
     tt *t_host = tvals(I64, 1, SH(2), VD(0, 2));
     s = nll_cross_entropy_forward(ctx, TT(x), TT(t_host), &o, TT(loss));
