@@ -114,6 +114,7 @@ def run_loss_case(layout, dtype, x, t, w, reduction, ignore, smoothing, name):
     xi = to_gpu(x, layout)
     loss_i, grad_i = F.cross_entropy_with_grad(xi, tg, wg, inplace=True, **kw)
     same("fused in place " + name, grad_i, grad_c, dtype)
+    same("fused in place loss " + name, loss_i, loss_c, dtype)
     stats["cases"] += 1
     if grad_i.data_ptr() != xi.data_ptr():
         fail("fused in place " + name, "gradient not in the logits' memory")
@@ -223,6 +224,10 @@ def errors():
                  lambda: F.cross_entropy(x, ft_half, allow_float_targets=True), good)
     expect_error("devices", nll.DeviceError, "target is on cpu but input is on cuda:0",
                  lambda: F.cross_entropy(x, good_t.cpu()), good)
+    q = torch.softmax(torch.randn(4, 5, device=DEV), 1)
+    q[1, 2] = float("nan")
+    expect_error("check_finite on probabilities", nll.NonFiniteError, "target[7] (index [1, 2]) = nan",
+                 lambda: F.cross_entropy(x, q, check_finite=True), good)
     # a rejected fused call in place leaves the logits untouched
     keep = x.clone()
     xi = x.clone()
@@ -280,13 +285,53 @@ def async_mode():
         lib.nll_context_set_async(ctx.handle, 0)
 
 
+def streams_and_long_rows():
+    """Calls on two streams (one workspace, ordered by an event), capture in the default
+    synchronous mode, and long rows above the several-blocks-per-row limit."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(300, 1000, generator=gen)
+    t = torch.randint(0, 1000, (300,), generator=gen)
+    want = F.cross_entropy(x, t)
+    xg, tg = x.to(DEV), t.to(DEV)
+    side = torch.cuda.Stream()
+    losses = []
+    for k in range(20):
+        if k % 2:
+            with torch.cuda.stream(side):
+                losses.append(F.cross_entropy(xg, tg))
+        else:
+            losses.append(F.cross_entropy(xg, tg))
+    torch.cuda.synchronize()
+    for k, loss in enumerate(losses):
+        same("two streams, call %d" % k, loss, want, torch.float32)
+    stats["cases"] += 1
+    try:
+        buf = xg.clone()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            lgraph = F.cross_entropy(buf, tg)
+        graph.replay()
+        torch.cuda.synchronize()
+        same("capture in synchronous mode", lgraph, want, torch.float32)
+    except Exception as e:  # noqa: BLE001
+        fail("capture in synchronous mode", repr(e))
+    for dtype in (torch.float32, torch.bfloat16):
+        xl = torch.randn(130, 65537, generator=gen).to(dtype)
+        tl = torch.randint(0, 65537, (130,), generator=gen)
+        lc, gc = F.cross_entropy_with_grad(xl, tl)
+        lg, gg = F.cross_entropy_with_grad(xl.to(DEV), tl.to(DEV))
+        same("130 rows of 65537 loss %s" % dtype, lg, lc, dtype)
+        same("130 rows of 65537 grad %s" % dtype, gg, gc, dtype)
+
+
 def main():
     torch.manual_seed(0)
     print("GPU: %s; torch %s; libnll %s" % (torch.cuda.get_device_name(0) if DEV.type == "cuda" else "none (dry run)", torch.__version__,
                                           F.library_version()))
     sections = [("loss ops", lambda: [run_loss_case(*c) for c in loss_cases()]),
                 ("log_softmax", softmax_cases), ("special values", special_values),
-                ("errors", errors), ("async and graphs", async_mode)]
+                ("errors", errors), ("async and graphs", async_mode),
+                ("streams, long", streams_and_long_rows)]
     for name, fn in sections:
         before = dict(stats)
         try:
