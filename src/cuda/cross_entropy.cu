@@ -152,16 +152,13 @@ __global__ void __launch_bounds__(kMaxRowThreads) cross_entropy_kernel(loss_args
     const double weight_sum = ws->weight_sum;
     const int rows = group<WARP>::rows_per_block(), r = group<WARP>::row_in_block();
     double total = 0, smooth = 0;
-    for (int64_t i = (int64_t)blockIdx.x * rows + r; i < a.samples;
-         i += (int64_t)gridDim.x * rows) {
-        int64_t off[NLL_ITER_SLOTS];
-        walk_offsets(a.samples_walk, i, NLL_ITER_SLOTS, off);
+    for_each_row<WARP>(a.samples, a.samples_walk, NLL_ITER_SLOTS, [&](const int64_t *off) {
         if (a.probability)
             total += probability_row<WARP, T>(a, off, denominator, s_online, s_double);
         else
             total += class_row<WARP, T>(a, off, denominator, weight_sum, &smooth, s_online,
                                         s_double);
-    }
+    });
     if (!a.want_loss || a.reduction == NLL_REDUCTION_NONE)
         return;
     // this block's partial sums: its rows' groups in order

@@ -209,12 +209,23 @@ __device__ __forceinline__ V group_reduce(V v, Op op, V *scratch) {
     return total;
 }
 
+// Calls f(off) for each row this thread's group owns, off holding the first `slots` element
+// offsets of the row's start: rows are dealt to the grid's groups in turn.
+template <bool WARP, typename F>
+__device__ __forceinline__ void for_each_row(int64_t rows, const walk &w, int slots, F f) {
+    const int per_block = group<WARP>::rows_per_block();
+    for (int64_t i = (int64_t)blockIdx.x * per_block + group<WARP>::row_in_block(); i < rows;
+         i += (int64_t)gridDim.x * per_block) {
+        int64_t off[NLL_ITER_SLOTS];
+        walk_offsets(w, i, slots, off);
+        f(off);
+    }
+}
+
 // ---- row sweeps -----------------------------------------------------------------------------
-// Visits the n elements of a row, each thread of the group taking its share: f(c, x_c) may
-// return a value stored at out[c] (when out is not NULL; it may be x itself). Contiguous rows
-// use 16-byte loads and stores between a scalar head and tail.
 static const int kUnroll = 4;
 
+// 16 bytes of elements, loaded and stored at once.
 template <typename T> struct vec16 {
     enum { N = 16 / sizeof(T) };
     union {
@@ -223,34 +234,22 @@ template <typename T> struct vec16 {
     };
 };
 
-template <bool WARP, typename T, typename F>
-__device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
-                                          int64_t out_stride, int64_t n, F f) {
-    typedef typename elem<T>::acc A;
+// The skeleton of a contiguous row's sweep (x aligned to its elements): scalar elements up to
+// the first 16-byte boundary, then whole 16-byte vectors with kUnroll loads in flight per
+// thread (enough bytes in flight for HBM), then a scalar tail. scalar(c) takes element c;
+// vector(first, in) the vector whose first element is first.
+template <bool WARP, typename T, typename S, typename Vf>
+__device__ __forceinline__ void contiguous_sweep(const T *x, int64_t n, S scalar, Vf vector) {
     const int lane = group<WARP>::lane(), size = group<WARP>::size();
-    const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
-    const bool contiguous = x_stride == 1 && (!out || out_stride == 1);
-    if (!contiguous || xa % sizeof(T) || (out && (oa % 16 != xa % 16))) {
-        for (int64_t c = lane; c < n; c += size) {
-            A r = f(c, load(x + c * x_stride));
-            if (out)
-                store(out + c * out_stride, r);
-        }
-        return;
-    }
     const int V = vec16<T>::N;
+    const uintptr_t xa = (uintptr_t)x;
     int64_t head = (int64_t)(((16 - xa % 16) % 16) / sizeof(T));
     if (head > n)
         head = n;
     const int64_t body = (n - head) / V;
-    for (int64_t c = lane; c < head; c += size) {
-        A r = f(c, load(x + c));
-        if (out)
-            store(out + c, r);
-    }
+    for (int64_t c = lane; c < head; c += size)
+        scalar(c);
     const uint4 *xv = (const uint4 *)(x + head);
-    uint4 *ov = out ? (uint4 *)(out + head) : nullptr;
-    // kUnroll loads in flight per thread before any is used: enough bytes in flight for HBM
     int64_t k = lane;
     for (; k + (int64_t)(kUnroll - 1) * size < body; k += (int64_t)kUnroll * size) {
         vec16<T> in[kUnroll];
@@ -258,30 +257,50 @@ __device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
         for (int u = 0; u < kUnroll; u++)
             in[u].raw = xv[k + u * size];
 #pragma unroll
-        for (int u = 0; u < kUnroll; u++) {
-            vec16<T> res;
-            const int64_t base = head + (k + u * size) * V;
-#pragma unroll
-            for (int j = 0; j < V; j++)
-                res.v[j] = elem<T>::from_acc(f(base + j, elem<T>::to_acc(in[u].v[j])));
-            if (ov)
-                ov[k + u * size] = res.raw;
-        }
+        for (int u = 0; u < kUnroll; u++)
+            vector(head + (k + u * size) * V, in[u]);
     }
     for (; k < body; k += size) {
-        vec16<T> in, res;
+        vec16<T> in;
         in.raw = xv[k];
+        vector(head + k * V, in);
+    }
+    for (int64_t c = head + body * V + lane; c < n; c += size)
+        scalar(c);
+}
+
+// Visits the n elements of a row, each thread of the group taking its share: f(c, x_c) may
+// return a value stored at out[c] (when out is not NULL; it may be x itself). Contiguous rows
+// whose output has the input's alignment go 16 bytes at a time.
+template <bool WARP, typename T, typename F>
+__device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
+                                          int64_t out_stride, int64_t n, F f) {
+    typedef typename elem<T>::acc A;
+    const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
+    const bool contiguous = x_stride == 1 && (!out || out_stride == 1);
+    if (!contiguous || xa % sizeof(T) || (out && (oa % 16 != xa % 16))) {
+        for (int64_t c = group<WARP>::lane(); c < n; c += group<WARP>::size()) {
+            A r = f(c, load(x + c * x_stride));
+            if (out)
+                store(out + c * out_stride, r);
+        }
+        return;
+    }
+    contiguous_sweep<WARP>(
+        x, n,
+        [&](int64_t c) {
+            A r = f(c, load(x + c));
+            if (out)
+                store(out + c, r);
+        },
+        [&](int64_t first, const vec16<T> &in) {
+            vec16<T> res;
 #pragma unroll
-        for (int j = 0; j < V; j++)
-            res.v[j] = elem<T>::from_acc(f(head + k * V + j, elem<T>::to_acc(in.v[j])));
-        if (ov)
-            ov[k] = res.raw;
-    }
-    for (int64_t c = head + body * V + lane; c < n; c += size) {
-        A r = f(c, load(x + c));
-        if (out)
-            store(out + c, r);
-    }
+            for (int j = 0; j < vec16<T>::N; j++)
+                res.v[j] = elem<T>::from_acc(f(first + j, elem<T>::to_acc(in.v[j])));
+            if (out)
+                *(uint4 *)(out + first) = res.raw;
+        });
 }
 
 // This thread's (max, sum of exp) over its share of a row (group_reduce combines the shares):
@@ -291,47 +310,20 @@ __device__ __forceinline__ online<typename elem<T>::acc> row_online(const T *x, 
                                                                    int64_t n) {
     typedef typename elem<T>::acc A;
     online<A> o = {A(-INFINITY), A(0)};
-    const int lane = group<WARP>::lane(), size = group<WARP>::size();
-    const uintptr_t xa = (uintptr_t)x;
-    if (stride != 1 || xa % sizeof(T)) {
-        for (int64_t c = lane; c < n; c += size)
+    if (stride != 1 || (uintptr_t)x % sizeof(T)) {
+        for (int64_t c = group<WARP>::lane(); c < n; c += group<WARP>::size())
             online_add(o, load(x + c * stride));
         return o;
     }
-    const int V = vec16<T>::N;
-    int64_t head = (int64_t)(((16 - xa % 16) % 16) / sizeof(T));
-    if (head > n)
-        head = n;
-    const int64_t body = (n - head) / V;
-    for (int64_t c = lane; c < head; c += size)
-        online_add(o, load(x + c));
-    const uint4 *xv = (const uint4 *)(x + head);
-    int64_t k = lane;
-    for (; k + (int64_t)(kUnroll - 1) * size < body; k += (int64_t)kUnroll * size) {
-        vec16<T> in[kUnroll];
+    contiguous_sweep<WARP>(
+        x, n, [&](int64_t c) { online_add(o, load(x + c)); },
+        [&](int64_t, const vec16<T> &in) {
+            A v[vec16<T>::N];
 #pragma unroll
-        for (int u = 0; u < kUnroll; u++)
-            in[u].raw = xv[k + u * size];
-#pragma unroll
-        for (int u = 0; u < kUnroll; u++) {
-            A v[V];
-#pragma unroll
-            for (int j = 0; j < V; j++)
-                v[j] = elem<T>::to_acc(in[u].v[j]);
-            online_add_vector<A, V>(o, v);
-        }
-    }
-    for (; k < body; k += size) {
-        vec16<T> in;
-        in.raw = xv[k];
-        A v[V];
-#pragma unroll
-        for (int j = 0; j < V; j++)
-            v[j] = elem<T>::to_acc(in.v[j]);
-        online_add_vector<A, V>(o, v);
-    }
-    for (int64_t c = head + body * V + lane; c < n; c += size)
-        online_add(o, load(x + c));
+            for (int j = 0; j < vec16<T>::N; j++)
+                v[j] = elem<T>::to_acc(in.v[j]);
+            online_add_vector<A, vec16<T>::N>(o, v);
+        });
     return o;
 }
 

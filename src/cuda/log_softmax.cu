@@ -10,17 +10,14 @@ __global__ void __launch_bounds__(kMaxRowThreads) log_softmax_forward_kernel(sof
     __shared__ online<A> s_online[32];
     if (a.ws->sticky.status)
         return;
-    const int rows = group<WARP>::rows_per_block(), r = group<WARP>::row_in_block();
-    for (int64_t i = (int64_t)blockIdx.x * rows + r; i < a.rows; i += (int64_t)gridDim.x * rows) {
-        int64_t off[NLL_ITER_SLOTS];
-        walk_offsets(a.rows_walk, i, NLL_SM_GRAD + 1, off);
+    for_each_row<WARP>(a.rows, a.rows_walk, NLL_SM_GRAD + 1, [&](const int64_t *off) {
         const T *x = (const T *)a.x + off[NLL_SM_INPUT];
         const online<A> o =
             group_reduce<WARP>(row_online<WARP>(x, a.x_class, a.classes), online_op(), s_online);
         const A max = o.max, log_sum = elem<A>::log_(o.sum);
         sweep_row<WARP>(x, a.x_class, (T *)a.out + off[NLL_SM_OUTPUT], a.out_class, a.classes,
                         [&](int64_t, A v) { return (v - max) - log_sum; });
-    }
+    });
 }
 
 // grad_input = grad_output - exp(output) * sum(grad_output) along each row
@@ -30,10 +27,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) log_softmax_backward_kernel(so
     __shared__ double s_double[32];
     if (a.ws->sticky.status)
         return;
-    const int rows = group<WARP>::rows_per_block(), r = group<WARP>::row_in_block();
-    for (int64_t i = (int64_t)blockIdx.x * rows + r; i < a.rows; i += (int64_t)gridDim.x * rows) {
-        int64_t off[NLL_ITER_SLOTS];
-        walk_offsets(a.rows_walk, i, NLL_SM_GRAD + 1, off);
+    for_each_row<WARP>(a.rows, a.rows_walk, NLL_SM_GRAD + 1, [&](const int64_t *off) {
         const T *y = (const T *)a.y + off[NLL_SM_OUTPUT];
         const T *g = (const T *)a.grad_output + off[NLL_SM_GRAD_OUTPUT];
         double part = 0;
@@ -46,7 +40,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) log_softmax_backward_kernel(so
                         [&](int64_t c, A v) {
                             return load(g + c * a.go_class) - elem<A>::exp_(v) * sum;
                         });
-    }
+    });
 }
 
 template <typename T> static void run(const softmax_args &a, bool backward, cudaStream_t stream) {

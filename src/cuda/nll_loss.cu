@@ -41,12 +41,8 @@ __global__ void __launch_bounds__(kMaxRowThreads) nll_backward_kernel(loss_args 
         return;
     const double denominator = a.reduction == NLL_REDUCTION_MEAN ? ws->denominator : 1.0;
     const T *w = (const T *)a.weight;
-    const int rows = group<WARP>::rows_per_block(), r = group<WARP>::row_in_block();
     const int lane = group<WARP>::lane(), size = group<WARP>::size();
-    for (int64_t i = (int64_t)blockIdx.x * rows + r; i < a.samples;
-         i += (int64_t)gridDim.x * rows) {
-        int64_t off[NLL_ITER_SLOTS];
-        walk_offsets(a.samples_walk, i, NLL_ITER_SLOTS, off);
+    for_each_row<WARP>(a.samples, a.samples_walk, NLL_ITER_SLOTS, [&](const int64_t *off) {
         const int64_t t = class_index(a, off[NLL_SLOT_TARGET]);
         A value = 0;
         if (t != a.ignore_index) {
@@ -56,7 +52,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) nll_backward_kernel(loss_args 
         T *g = (T *)a.grad + off[NLL_SLOT_GRAD];
         for (int64_t c = lane; c < a.classes; c += size)
             store(g + c * a.g_class, c == t ? value : A(0));
-    }
+    });
 }
 
 template <typename T> static void run(const loss_args &a, cudaStream_t stream) {
