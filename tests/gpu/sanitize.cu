@@ -43,18 +43,20 @@ static void run(nll_context *ctx, int64_t n, int64_t c) {
         x[i] = (float)((i * 7919) % 1000) / 100.0f - 5.0f;
     for (int64_t i = 0; i < n; i++)
         t[i] = (i * 31) % c;
-    float *dx, *dgrad, *dloss, *dy;
+    float *dx, *dgrad, *dloss, *dy, *dtw;
     int64_t *dt;
     cudaMalloc(&dx, n * c * sizeof(float));
     cudaMalloc(&dgrad, n * c * sizeof(float));
     cudaMalloc(&dy, n * c * sizeof(float));
     cudaMalloc(&dloss, n * sizeof(float));
+    cudaMalloc(&dtw, sizeof(float));
     cudaMalloc(&dt, n * sizeof(int64_t));
     cudaMemcpy(dx, x.data(), n * c * sizeof(float), cudaMemcpyHostToDevice);
     cudaMemcpy(dt, t.data(), n * sizeof(int64_t), cudaMemcpyHostToDevice);
-    gpu_tensor X, G, Y, T, L, LN;
+    gpu_tensor X, G, Y, T, L, LN, TW;
     make(X, dx, f32, 2, n, c), make(G, dgrad, f32, 2, n, c), make(Y, dy, f32, 2, n, c);
     make(T, dt, i64, 1, n, 0), make(L, dloss, f32, 0, 0, 0), make(LN, dloss, f32, 1, n, 0);
+    make(TW, dtw, f32, 0, 0, 0);
     nll_options o = nll_options_default();
 
     // the CPU's answer for the mean loss
@@ -80,7 +82,10 @@ static void run(nll_context *ctx, int64_t n, int64_t c) {
     o = nll_options_default();
     EXPECT(nll_log_softmax_forward(ctx, &X.t, 1, &Y.t) == NLL_OK);
     EXPECT(nll_log_softmax_backward(ctx, &X.t, &Y.t, 1, &G.t) == NLL_OK);
-    EXPECT(nll_loss_forward(ctx, &Y.t, &T.t, &o, &L.t, NULL) == NLL_OK);
+    EXPECT(nll_loss_forward(ctx, &Y.t, &T.t, &o, &L.t, &TW.t) == NLL_OK);
+    float total_weight = 0; // no weights, nothing ignored: the sample count
+    cudaMemcpy(&total_weight, dtw, sizeof total_weight, cudaMemcpyDeviceToHost);
+    EXPECT(total_weight == (float)n);
     EXPECT(nll_loss_backward(ctx, NULL, &Y.t, &T.t, &o, &G.t) == NLL_OK);
 
     // rejected: nothing written, and the next call works
@@ -96,7 +101,7 @@ static void run(nll_context *ctx, int64_t n, int64_t c) {
     cudaMemcpy(&loss, dloss, sizeof loss, cudaMemcpyDeviceToHost);
     EXPECT(fabs(loss - want) < 1e-4 * fmax(1.0, fabs(want)));
     printf("(%lld, %lld): %s\n", (long long)n, (long long)c, failures ? "FAILED" : "ok");
-    cudaFree(dx), cudaFree(dgrad), cudaFree(dy), cudaFree(dloss), cudaFree(dt);
+    cudaFree(dx), cudaFree(dgrad), cudaFree(dy), cudaFree(dloss), cudaFree(dt), cudaFree(dtw);
 }
 
 int main(void) {
