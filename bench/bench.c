@@ -5,7 +5,10 @@
  * Output is tab-separated for bench/report.py: "info", "machine" and "row" lines.
  * Not a test: it asserts nothing about speed.
  *
- * usage: nll_bench [--quick] [--threads 1,2] [--min-time SECONDS] */
+ * usage: nll_bench [--quick] [--threads 1,2] [--min-time SECONDS] [--shapes NxC,...]
+ *                  [--no-machine]
+ * --shapes replaces the list of cases; --no-machine skips the machine's limits (the roofline
+ * columns are then 0), for quick before/after comparisons of a few cases. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdint.h>
@@ -302,6 +305,27 @@ typedef struct shape {
     int64_t n, c;
 } shape;
 
+#define MAX_SHAPES 16
+
+static int parse_shapes(const char *list, shape *out) {
+    int count = 0;
+    for (const char *p = list; *p && count < MAX_SHAPES;) {
+        char *end;
+        long long n = strtoll(p, &end, 10), c = 0;
+        if (end != p && *end == 'x') {
+            const char *q = end + 1;
+            c = strtoll(q, &end, 10);
+            if (end == q)
+                c = 0;
+        }
+        if (n < 1 || c < 1)
+            die("--shapes takes a comma-separated list of NxC, both at least 1");
+        out[count++] = (shape){n, c};
+        p = *end == ',' ? end + 1 : end;
+    }
+    return count;
+}
+
 static int parse_threads(const char *list, int *out) {
     int count = 0;
     for (const char *p = list; *p && count < 8;) {
@@ -316,7 +340,8 @@ static int parse_threads(const char *list, int *out) {
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, threads[8] = {1, 2}, thread_count = 2;
+    int quick = 0, threads[8] = {1, 2}, thread_count = 2, no_machine = 0, own_count = 0;
+    shape own[MAX_SHAPES];
     double min_time = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -325,8 +350,13 @@ int main(int argc, char **argv) {
             thread_count = parse_threads(argv[++i], threads);
         else if (!strcmp(argv[i], "--min-time") && i + 1 < argc)
             min_time = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--shapes") && i + 1 < argc)
+            own_count = parse_shapes(argv[++i], own);
+        else if (!strcmp(argv[i], "--no-machine"))
+            no_machine = 1;
         else {
-            fprintf(stderr, "usage: nll_bench [--quick] [--threads 1,2] [--min-time SECONDS]\n");
+            fprintf(stderr, "usage: nll_bench [--quick] [--threads 1,2] [--min-time SECONDS] "
+                            "[--shapes NxC,...] [--no-machine]\n");
             return 2;
         }
     }
@@ -364,8 +394,13 @@ int main(int argc, char **argv) {
                 m[a] = m[b];
                 m[b] = tmp;
             }
-    fprintf(stderr, "nll_bench: measuring bandwidth and exp throughput\n");
-    measure_machine(m, mc, arch, quick);
+    if (no_machine) {
+        for (int k = 0; k < mc; k++)
+            m[k].copy = m[k].read = m[k].exp = 0;
+    } else {
+        fprintf(stderr, "nll_bench: measuring bandwidth and exp throughput\n");
+        measure_machine(m, mc, arch, quick);
+    }
     for (int k = 0; k < mc; k++)
         printf("machine\t%d\t%.3f\t%.3f\t%.4f\n", m[k].threads, m[k].copy / 1e9, m[k].read / 1e9,
                m[k].exp / 1e9);
@@ -376,8 +411,8 @@ int main(int argc, char **argv) {
     static const shape full[] = {{8192, 10},    {4096, 1000},   {4096, 32000},
                                  {2048, 50257}, {1024, 128256}, {8, 262144}};
     static const shape small[] = {{8192, 10}, {4096, 1000}, {8, 262144}};
-    const shape *shapes = quick ? small : full;
-    int shape_count = quick ? 3 : 6;
+    const shape *shapes = own_count ? own : quick ? small : full;
+    int shape_count = own_count ? own_count : quick ? 3 : 6;
     for (int s = 0; s < shape_count; s++) {
         int64_t n = shapes[s].n, c = shapes[s].c;
         size_t elems = (size_t)n * (size_t)c;
@@ -423,7 +458,7 @@ int main(int argc, char **argv) {
                         for (int j = 0; j < mc; j++)
                             if (m[j].threads == threads[k])
                                 mk = &m[j];
-                        double roof = bytes / mk->copy;
+                        double roof = mk->copy > 0 ? bytes / mk->copy : 0;
                         if (mk->exp > 0 && (double)elems / mk->exp > roof)
                             roof = (double)elems / mk->exp;
                         printf("row\t%lld\t%lld\t%s\t%s\t%d\t%d\t%.6f\t%.0f\t%.3f\t%.6f\t%.4f\t%d\n",

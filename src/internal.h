@@ -164,6 +164,20 @@ nll_blocks nll_plan_blocks(int64_t items, int64_t item_cost);
 /* Runs fn over contiguous ranges of blocks on up to `threads` threads, the caller's included. */
 void nll_parallel_blocks(int threads, const nll_blocks *plan, nll_block_fn fn, void *arg);
 
+/* Starting a thread costs tens of microseconds (about 40 on a 2-core VM): each thread past the
+ * first is worth it only for this many elements of work. */
+#define NLL_THREAD_WORK (4 * NLL_BLOCK_WORK)
+/* The threads to run `work` elements on, at most `threads`. Blocks do not depend on it, so
+ * neither do results. */
+int nll_threads_for(int threads, int64_t work);
+
+/* Phases over the same blocks, each thread keeping its range: fn(arg, phase, ...) for phase 0,
+ * then between(arg, 0) on one thread once every block of phase 0 is done, then phase 1, ... */
+typedef void (*nll_phase_fn)(void *arg, int phase, int64_t first_block, int64_t end_block);
+typedef void (*nll_between_fn)(void *arg, int phase);
+void nll_parallel_phases(int threads, const nll_blocks *plan, int phases, nll_phase_fn fn,
+                         nll_between_fn between, void *arg);
+
 /* ---- resolved problems, handed from validation to kernels --------------------------------- */
 
 typedef enum nll_loss_op { NLL_OP_NLL, NLL_OP_CROSS_ENTROPY } nll_loss_op;

@@ -43,12 +43,83 @@ static inline __m256 keep_avx2(__m256 v, int64_t n) {
 #define NLL_VHSUM(v) hsum_avx2(v)
 #define NLL_VHMAX(v) hmax_avx2(v)
 #define NLL_VKEEP(v, n) keep_avx2(v, n)
+#define NLL_VDIV(a, b) _mm256_div_ps(a, b)
+#define NLL_VI __m256i
+#define NLL_VILOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define NLL_VSELECT_EQ(idx, c, a, b)                                                           \
+    _mm256_blendv_ps(b, a, _mm256_castsi256_ps(_mm256_cmpeq_epi32(idx, _mm256_set1_epi32(c))))
+#define NLL_VTARGETS(p, ignore) targets8(p, ignore)
+#define NLL_VTRANSPOSE(rows) transpose8(rows)
+#define NLL_VD nll_vd
+#define NLL_VD_ZERO vd_zero()
+#define NLL_VD_ADD(acc, v) vd_add(&(acc), v)
+#define NLL_VD_SUM(acc) vd_sum(acc)
+
+/* rows[i] lane j <-> rows[j] lane i */
+static inline void transpose8(__m256 *rows) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(rows[i], rows[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(rows[i], rows[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int m = 0; m < 4; m++) {
+        rows[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+        rows[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+    }
+}
+
+/* 8 int64 class indices (char *p) as int32 lanes, -1 where ignored */
+static inline __m256i targets8(const char *p, int64_t ignore) {
+    const __m256i skip = _mm256_set1_epi64x(ignore);
+    const __m256i low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    /* an ignored index becomes -1 in both halves, so its low half is -1 */
+    lo = _mm256_or_si256(lo, _mm256_cmpeq_epi64(lo, skip));
+    hi = _mm256_or_si256(hi, _mm256_cmpeq_epi64(hi, skip));
+    return _mm256_blend_epi32(_mm256_permutevar8x32_epi32(lo, low),
+                              _mm256_permutevar8x32_epi32(hi, low), 0xF0);
+}
+
+/* float32 lanes summed in float64 lanes */
+typedef struct nll_vd {
+    __m256d lo, hi;
+} nll_vd;
+
+static inline nll_vd vd_zero(void) { return (nll_vd){_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+
+static inline void vd_add(nll_vd *acc, __m256 v) {
+    acc->lo = _mm256_add_pd(acc->lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    acc->hi = _mm256_add_pd(acc->hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+static inline double vd_sum(nll_vd acc) {
+    __m256d s = _mm256_add_pd(acc.lo, acc.hi);
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
 
 /* The first n < 8 float32 lanes, through a lane buffer (memcpy: p may be misaligned). */
 static inline __m256 load_float_tail(const float *p, int64_t n) {
     float lanes[8] = {0};
     memcpy(lanes, p, (size_t)n * sizeof(float));
     return _mm256_loadu_ps(lanes);
+}
+
+/* The first n < 8 float32 elements at p (char *), fill after them: a masked load, which reads
+ * no byte past them and needs no alignment. */
+static inline __m256 load_f32_tail(const char *p, int64_t n, float fill) {
+    const __m256i mask =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_blendv_ps(_mm256_set1_ps(fill),
+                            _mm256_maskload_ps((const float *)(const void *)p, mask),
+                            _mm256_castsi256_ps(mask));
 }
 
 static inline void store_float_tail(float *p, __m256 v, int64_t n) {
@@ -74,14 +145,16 @@ static inline __m128i bf16_narrow(__m256 v) {
     return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
 }
 
-/* Row tails: through a lane buffer and the scalar element helpers. */
-#define NLL_AVX2_TAIL_HELPERS                                                                  \
+/* Row tails: through a lane buffer and the scalar element helpers (float32 loads them masked,
+ * load_f32_tail). */
+#define NLL_AVX2_LOAD_TAIL                                                                     \
     static inline __m256 FN(load_tail)(const char *p, int64_t n, float fill) {                 \
         float lanes[8];                                                                        \
         for (int64_t i = 0; i < 8; i++)                                                        \
             lanes[i] = i < n ? (float)FN(load)(p, i) : fill;                                   \
         return _mm256_loadu_ps(lanes);                                                         \
-    }                                                                                          \
+    }
+#define NLL_AVX2_STORE_TAIL                                                                    \
     static inline void FN(store_tail)(char *p, __m256 v, int64_t n) {                          \
         float lanes[8];                                                                        \
         _mm256_storeu_ps(lanes, v);                                                            \
@@ -91,9 +164,9 @@ static inline __m128i bf16_narrow(__m256 v) {
 
 #define NLL_DTYPE_F32
 #include "dtype.h"
-NLL_AVX2_TAIL_HELPERS
+NLL_AVX2_STORE_TAIL
 #define NLL_VLOAD(p) _mm256_loadu_ps((const float *)(const void *)(p))
-#define NLL_VLOADN(p, n, fill) FN(load_tail)(p, n, fill)
+#define NLL_VLOADN(p, n, fill) load_f32_tail(p, n, fill)
 #define NLL_VSTORE(p, v) _mm256_storeu_ps((float *)(void *)(p), v)
 #define NLL_VSTOREN(p, v, n) FN(store_tail)(p, v, n)
 #include "simd_rows.h"
@@ -101,7 +174,8 @@ NLL_AVX2_TAIL_HELPERS
 
 #define NLL_DTYPE_BF16
 #include "dtype.h"
-NLL_AVX2_TAIL_HELPERS
+NLL_AVX2_LOAD_TAIL
+NLL_AVX2_STORE_TAIL
 #define NLL_VLOAD(p) bf16_widen(_mm_loadu_si128((const void *)(p)))
 #define NLL_VLOADN(p, n, fill) FN(load_tail)(p, n, fill)
 #define NLL_VSTORE(p, v) _mm_storeu_si128((void *)(p), bf16_narrow(v))
@@ -111,7 +185,8 @@ NLL_AVX2_TAIL_HELPERS
 
 #define NLL_DTYPE_F16
 #include "dtype.h"
-NLL_AVX2_TAIL_HELPERS
+NLL_AVX2_LOAD_TAIL
+NLL_AVX2_STORE_TAIL
 #define NLL_VLOAD(p) _mm256_cvtph_ps(_mm_loadu_si128((const void *)(p)))
 #define NLL_VLOADN(p, n, fill) FN(load_tail)(p, n, fill)
 #define NLL_VSTORE(p, v)                                                                       \

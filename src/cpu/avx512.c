@@ -27,6 +27,76 @@ static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u
 #define NLL_VHSUM(v) _mm512_reduce_add_ps(v)
 #define NLL_VHMAX(v) _mm512_reduce_max_ps(v)
 #define NLL_VKEEP(v, n) _mm512_maskz_mov_ps(tail_mask(n), v)
+#define NLL_VDIV(a, b) _mm512_div_ps(a, b)
+#define NLL_VI __m512i
+#define NLL_VILOAD(p) _mm512_loadu_si512(p)
+#define NLL_VSELECT_EQ(idx, c, a, b)                                                           \
+    _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(c)), b, a)
+#define NLL_VTARGETS(p, ignore) targets16(p, ignore)
+#define NLL_VTRANSPOSE(rows) transpose16(rows)
+#define NLL_VD nll_vd
+#define NLL_VD_ZERO vd_zero()
+#define NLL_VD_ADD(acc, v) vd_add(&(acc), v)
+#define NLL_VD_SUM(acc) vd_sum(acc)
+
+/* rows[i] lane j <-> rows[j] lane i: unpacks within 128-bit lanes, then a 4 x 4 transpose of
+ * the 128-bit lanes */
+static inline void transpose16(__m512 *rows) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(rows[i], rows[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(rows[i], rows[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* lane k of rows[i + m]: class 4k + m of rows i..i+3 */
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        rows[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        rows[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        rows[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        rows[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int m = 0; m < 4; m++) {
+        __m512 u0 = _mm512_shuffle_f32x4(rows[m], rows[4 + m], 0x44);
+        __m512 u1 = _mm512_shuffle_f32x4(rows[m], rows[4 + m], 0xEE);
+        __m512 u2 = _mm512_shuffle_f32x4(rows[8 + m], rows[12 + m], 0x44);
+        __m512 u3 = _mm512_shuffle_f32x4(rows[8 + m], rows[12 + m], 0xEE);
+        t[m] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        t[4 + m] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+        t[8 + m] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        t[12 + m] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+    }
+    for (int i = 0; i < 16; i++)
+        rows[i] = t[i];
+}
+
+/* 16 int64 class indices (char *p) as int32 lanes, -1 where ignored */
+static inline __m512i targets16(const char *p, int64_t ignore) {
+    const __m512i lo = _mm512_loadu_si512(p), hi = _mm512_loadu_si512(p + 64);
+    const __m512i skip = _mm512_set1_epi64(ignore);
+    const __mmask16 ignored = (__mmask16)(_mm512_cmpeq_epi64_mask(lo, skip) |
+                                          (unsigned)_mm512_cmpeq_epi64_mask(hi, skip) << 8);
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)),
+                                            _mm512_cvtepi64_epi32(hi), 1);
+    return _mm512_mask_mov_epi32(both, ignored, _mm512_set1_epi32(-1));
+}
+
+/* float32 lanes summed in float64 lanes */
+typedef struct nll_vd {
+    __m512d lo, hi;
+} nll_vd;
+
+static inline nll_vd vd_zero(void) { return (nll_vd){_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+
+static inline void vd_add(nll_vd *acc, __m512 v) {
+    acc->lo = _mm512_add_pd(acc->lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    acc->hi = _mm512_add_pd(acc->hi,
+                            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(
+                                _mm512_castps_pd(v), 1))));
+}
+
+static inline double vd_sum(nll_vd acc) {
+    return _mm512_reduce_add_pd(_mm512_add_pd(acc.lo, acc.hi));
+}
 
 /* 16-bit lanes widened to float32 and back (round to nearest even; NaN stays NaN). */
 static inline __m512 bf16_widen(__m256i raw) {

@@ -58,6 +58,16 @@
 #error "define NLL_DTYPE_F64, NLL_DTYPE_F32, NLL_DTYPE_F16 or NLL_DTYPE_BF16 first"
 #endif
 
+/* For the small steps of a row that are shared by the whole-row and the split walks: inlined
+ * into each, so that nothing the row keeps goes through memory. */
+#ifndef NLL_ROW_STEP
+#if defined(__GNUC__)
+#define NLL_ROW_STEP static inline __attribute__((always_inline))
+#else
+#define NLL_ROW_STEP static inline
+#endif
+#endif
+
 #define NLL_JOIN_(a, b) a##_##b
 #define NLL_JOIN(a, b) NLL_JOIN_(a, b)
 #define FN(name) NLL_JOIN(name, NLL_SUFFIX)
@@ -87,3 +97,21 @@ typedef struct FN(gradient_terms) {
     int64_t target; /* -1 for an ignored sample */
     int smoothing;
 } FN(gradient_terms);
+
+/* Folds one block's max and sum of exp(x - block max) into a row's running pair. A row's
+ * statistics are this fold over fixed blocks in order, wherever the blocks were computed. An
+ * all -inf block adds nothing, but a NaN in it (a NaN never wins the max) poisons the sum. */
+static inline void FN(fold_stats)(NLL_A *max, double *sum, NLL_A block_max, double block_sum) {
+    if (block_max == -INFINITY) {
+        if (block_sum != block_sum)
+            *sum = NAN;
+    } else if (*max == -INFINITY) { /* the first block with a finite max: nothing to rescale */
+        *sum = *sum == *sum ? block_sum : *sum;
+        *max = block_max;
+    } else if (block_max > *max) {
+        *sum = *sum * exp((double)*max - block_max) + block_sum;
+        *max = block_max;
+    } else {
+        *sum += block_sum * exp((double)block_max - *max);
+    }
+}

@@ -9,6 +9,12 @@
  *   NLL_VLOAD(p), NLL_VSTORE(p, v)     a full vector of NLL_T at p (char *), as float32
  *   NLL_VLOADN(p, n, fill), NLL_VSTOREN(p, v, n)   the first n < NLL_VLEN elements
  *   NLL_VLOADF, NLL_VSTOREF(float *, v)   a vector from and to float32 lanes
+ * and, for the short-row kernel of ref_body.h (NLL_VLEN rows at a time, one per lane),
+ *   NLL_VDIV, NLL_VTRANSPOSE(NLL_V rows[NLL_VLEN])   a division; an in-place lane transpose
+ *   NLL_VI, NLL_VILOAD(int32_t *)      int32 lanes (class indices)
+ *   NLL_VTARGETS(p, ignore)            NLL_VLEN contiguous int64 targets, -1 where ignored
+ *   NLL_VSELECT_EQ(idx, c, a, b)       a in the lanes where idx == c, b elsewhere
+ *   NLL_VD, NLL_VD_ZERO, NLL_VD_ADD(acc, v), NLL_VD_SUM(acc)   float lanes summed in float64
  * Rows are walked in blocks small enough for L1, so the second sweep of a block (and of a row
  * that fits in L2) reads cache, not memory. ref_body.h #undefs the load and store macros. */
 
@@ -26,99 +32,66 @@ static int FN(fast_has_nan)(const char *x, int64_t n) {
     return 0;
 }
 
-/* max and log(sum(exp(x - max))) in one read of the row from memory: per block, the block's
- * max, then its exp-sum from L1, merged into the running (max, sum) with one scalar exp.
- * With kept (float32 lanes; for a float32 row it may be x itself), exp(x - block max) is also
- * written there and each block's max into block_max_out: the fused gradient then needs no
- * second exp. */
-static void FN(fast_row_stats_keeping)(const char *x, float *kept, int64_t classes,
-                                       NLL_A *max_out, NLL_A *log_sum_out,
-                                       float *block_max_out) {
-    float max = -INFINITY;
-    double sum = 0;
-    for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
-        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
-        const char *block = x + start * NLL_TSIZE;
-        float *out = kept ? kept + start : NULL;
-        NLL_V vmax = NLL_VSET1(-INFINITY);
-        int64_t i = 0;
-        for (; i + NLL_VLEN <= n; i += NLL_VLEN)
-            vmax = NLL_VMAX(vmax, NLL_VLOAD(block + i * NLL_TSIZE));
-        if (i < n)
-            vmax = NLL_VMAX(vmax, NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY));
-        const float block_max = NLL_VHMAX(vmax);
-        if (block_max_out)
-            block_max_out[b] = block_max;
-        if (block_max == -INFINITY) {
-            /* all -inf adds nothing, but a NaN that lost the max must still poison the row */
-            if (FN(fast_has_nan)(block, n))
-                sum = NAN;
-            if (out) /* exp(-inf) = 0; a NaN stays NaN through the rescale */
-                for (i = 0; i < n; i++) {
-                    float v = (float)FN(load)(block, i);
-                    v = v == -INFINITY ? 0.0f : v;
-                    memcpy(out + i, &v, sizeof v); /* out may be a misaligned float32 row */
-                }
-            continue;
-        }
-        const NLL_V shift = NLL_VSET1(block_max);
-        NLL_V vsum = NLL_VSET1(0.0f);
-        for (i = 0; i + NLL_VLEN <= n; i += NLL_VLEN) {
-            NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
-            vsum = NLL_VADD(vsum, e);
-            if (out)
-                NLL_VSTOREF(out + i, e);
-        }
-        if (i < n) {
-            NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
-            vsum = NLL_VADD(vsum, e);
-            if (out)
-                NLL_VSTOREFN(out + i, e, n - i);
-        }
-        const double block_sum = NLL_VHSUM(vsum);
-        if (max == -INFINITY) { /* the first block with a finite max: nothing to rescale */
-            sum = sum == sum ? block_sum : sum;
-            max = block_max;
-        } else if (block_max > max) {
-            sum = sum * exp((double)max - block_max) + block_sum;
-            max = block_max;
-        } else {
-            sum += block_sum * exp((double)block_max - max);
-        }
+/* max and sum of exp(x - max) of one block of at most NLL_ROW_BLOCK elements: the block's max,
+ * then its exp-sum from L1. ref_body.h folds the blocks of a row (FN(fold_stats)), so a row is
+ * read once from memory. With out (float32 lanes; for a float32 row it may be x itself),
+ * exp(x - block max) is also written there: the fused gradient then needs no second exp. */
+static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float *max_out,
+                                 double *sum_out) {
+    NLL_V vmax = NLL_VSET1(-INFINITY);
+    int64_t i = 0;
+    for (; i + NLL_VLEN <= n; i += NLL_VLEN)
+        vmax = NLL_VMAX(vmax, NLL_VLOAD(block + i * NLL_TSIZE));
+    if (i < n)
+        vmax = NLL_VMAX(vmax, NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY));
+    const float block_max = NLL_VHMAX(vmax);
+    *max_out = block_max;
+    if (block_max == -INFINITY) {
+        /* all -inf adds nothing, but a NaN that lost the max must still poison the row */
+        *sum_out = FN(fast_has_nan)(block, n) ? NAN : 0;
+        if (out) /* exp(-inf) = 0; a NaN stays NaN through the rescale */
+            for (i = 0; i < n; i++) {
+                float v = (float)FN(load)(block, i);
+                v = v == -INFINITY ? 0.0f : v;
+                memcpy(out + i, &v, sizeof v); /* out may be a misaligned float32 row */
+            }
+        return;
     }
-    *max_out = max;
-    *log_sum_out = NLL_LOG((NLL_A)sum);
+    const NLL_V shift = NLL_VSET1(block_max);
+    NLL_V vsum = NLL_VSET1(0.0f);
+    for (i = 0; i + NLL_VLEN <= n; i += NLL_VLEN) {
+        NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
+        vsum = NLL_VADD(vsum, e);
+        if (out)
+            NLL_VSTOREF(out + i, e);
+    }
+    if (i < n) {
+        NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
+        vsum = NLL_VADD(vsum, e);
+        if (out)
+            NLL_VSTOREFN(out + i, e, n - i);
+    }
+    *sum_out = NLL_VHSUM(vsum);
 }
 
-static void FN(fast_row_stats)(const char *x, int64_t classes, NLL_A *max_out,
-                               NLL_A *log_sum_out) {
-    FN(fast_row_stats_keeping)(x, NULL, classes, max_out, log_sum_out, NULL);
-}
-
-static double FN(fast_row_weighted_log_p)(const char *x, const char *weight, int64_t classes,
-                                          NLL_A max, NLL_A log_sum) {
+/* sum of w * log p over one block of at most NLL_ROW_BLOCK elements (w = 1 without weight) */
+static double FN(fast_block_weighted_log_p)(const char *block, const char *w, int64_t n,
+                                            NLL_A max, NLL_A log_sum) {
     const NLL_V vmax = NLL_VSET1(max), vlog_sum = NLL_VSET1(log_sum);
-    double sum = 0;
-    for (int64_t start = 0; start < classes; start += NLL_ROW_BLOCK) {
-        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
-        const char *block = x + start * NLL_TSIZE;
-        const char *w = weight ? weight + start * NLL_TSIZE : NULL;
-        NLL_V acc = NLL_VSET1(0.0f);
-        int64_t i = 0;
-        for (; i + NLL_VLEN <= n; i += NLL_VLEN) {
-            NLL_V log_p = NLL_VSUB(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), vmax), vlog_sum);
-            acc = w ? NLL_VFMA(NLL_VLOAD(w + i * NLL_TSIZE), log_p, acc) : NLL_VADD(acc, log_p);
-        }
-        if (i < n) {
-            NLL_V log_p = NLL_VKEEP(
-                NLL_VSUB(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, 0.0f), vmax), vlog_sum),
-                n - i);
-            acc = w ? NLL_VFMA(NLL_VLOADN(w + i * NLL_TSIZE, n - i, 0.0f), log_p, acc)
-                    : NLL_VADD(acc, log_p);
-        }
-        sum += NLL_VHSUM(acc);
+    NLL_V acc = NLL_VSET1(0.0f);
+    int64_t i = 0;
+    for (; i + NLL_VLEN <= n; i += NLL_VLEN) {
+        NLL_V log_p = NLL_VSUB(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), vmax), vlog_sum);
+        acc = w ? NLL_VFMA(NLL_VLOAD(w + i * NLL_TSIZE), log_p, acc) : NLL_VADD(acc, log_p);
     }
-    return sum;
+    if (i < n) {
+        NLL_V log_p = NLL_VKEEP(
+            NLL_VSUB(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, 0.0f), vmax), vlog_sum),
+            n - i);
+        acc = w ? NLL_VFMA(NLL_VLOADN(w + i * NLL_TSIZE, n - i, 0.0f), log_p, acc)
+                : NLL_VADD(acc, log_p);
+    }
+    return NLL_VHSUM(acc);
 }
 
 /* The gradient row in one sweep: softmax * -sum_g (minus the smoothing share) everywhere, then
@@ -173,21 +146,21 @@ static void FN(fast_row_shift)(const char *x, char *out, int64_t classes, NLL_A 
                     classes - i);
 }
 
-static void FN(fast_row_log_softmax_backward)(const char *y, const char *g, char *d,
-                                              int64_t classes) {
-    double sum_wide = 0;
-    for (int64_t start = 0; start < classes; start += NLL_ROW_BLOCK) {
-        const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
-        const char *block = g + start * NLL_TSIZE;
-        NLL_V acc = NLL_VSET1(0.0f);
-        int64_t i = 0;
-        for (; i + NLL_VLEN <= n; i += NLL_VLEN)
-            acc = NLL_VADD(acc, NLL_VLOAD(block + i * NLL_TSIZE));
-        if (i < n)
-            acc = NLL_VADD(acc, NLL_VLOADN(block + i * NLL_TSIZE, n - i, 0.0f));
-        sum_wide += NLL_VHSUM(acc);
-    }
-    const NLL_V minus_sum = NLL_VSET1(-(NLL_A)sum_wide);
+/* sum of one block of at most NLL_ROW_BLOCK elements */
+static double FN(fast_block_sum)(const char *block, int64_t n) {
+    NLL_V acc = NLL_VSET1(0.0f);
+    int64_t i = 0;
+    for (; i + NLL_VLEN <= n; i += NLL_VLEN)
+        acc = NLL_VADD(acc, NLL_VLOAD(block + i * NLL_TSIZE));
+    if (i < n)
+        acc = NLL_VADD(acc, NLL_VLOADN(block + i * NLL_TSIZE, n - i, 0.0f));
+    return NLL_VHSUM(acc);
+}
+
+/* d = g - exp(y) * sum: log_softmax's backward once the row's sum of g is known */
+static void FN(fast_row_softmax_backward_apply)(const char *y, const char *g, char *d,
+                                                int64_t classes, NLL_A sum) {
+    const NLL_V minus_sum = NLL_VSET1(-sum);
     int64_t i = 0;
     for (; i + NLL_VLEN <= classes; i += NLL_VLEN)
         NLL_VSTORE(d + i * NLL_TSIZE, NLL_VFMA(NLL_VEXP(NLL_VLOAD(y + i * NLL_TSIZE)), minus_sum,
@@ -201,10 +174,12 @@ static void FN(fast_row_log_softmax_backward)(const char *y, const char *g, char
     }
 }
 
-/* The fused gradient with one exp per element. fast_row_stats_keeping writes exp(x - block
- * max) as float32 — into the gradient row itself for float32 (which may be the logits), else
- * into a row of scratch — and the gradient sweep, from cache, rescales each block by
- * exp(block max - max - log_sum) * -sum_g and rounds once to the output dtype. */
+/* The fused gradient with one exp per element. The row statistics (FN(row_stats_keeping) in
+ * ref_body.h) write exp(x - block max) as float32 — into the gradient row itself for float32
+ * (which may be the logits), else into a row of scratch — and the gradient sweep, from cache,
+ * rescales each block by exp(block max - max - log_sum) * -sum_g and rounds once to the output
+ * dtype. Blocks are independent, so a long row may be rescaled in pieces that start at block
+ * boundaries. */
 #ifndef NLL_KEPT_BLOCKS
 #define NLL_KEPT_BLOCKS 256
 #endif
