@@ -343,6 +343,33 @@ static nll_target_scan scan_targets(const nll_loss_problem *p) {
     return scan;
 }
 
+/* The usual case at memory speed: compact int64 or int32 targets, each in [0, C) or
+ * ignore_index. 1 when that holds; 0 sends the call through scan_targets, which says more. */
+static int targets_fit_quickly(const nll_loss_problem *p) {
+    const nll_view *target = &p->target;
+    if (target->dtype.code != kDLInt || (target->dtype.bits != 64 && target->dtype.bits != 32))
+        return 0;
+    int64_t compact = 1;
+    for (int d = target->ndim - 1; d >= 0; d--) {
+        if (target->shape[d] != 1 && target->strides[d] != compact)
+            return 0;
+        compact *= target->shape[d];
+    }
+    const uint64_t classes = (uint64_t)p->classes;
+    const int64_t ignore = p->ignore_index, n = target->numel;
+    int bad = 0; /* branch-free, so the loop vectorises */
+    if (target->dtype.bits == 64) {
+        const int64_t *t = (const int64_t *)(const void *)target->data;
+        for (int64_t i = 0; i < n; i++)
+            bad |= ((uint64_t)t[i] >= classes) & (t[i] != ignore);
+    } else {
+        const int32_t *t = (const int32_t *)(const void *)target->data;
+        for (int64_t i = 0; i < n; i++)
+            bad |= ((uint64_t)(int64_t)t[i] >= classes) & ((int64_t)t[i] != ignore);
+    }
+    return !bad;
+}
+
 nll_status nll_report_target_range(const nll_call *call, const nll_loss_problem *p,
                                    const nll_target_scan *scan, const void *first_bytes) {
     if (scan->first < 0)
@@ -600,7 +627,7 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
                 return status;
         }
     }
-    if (!p->probability && !p->on_device) {
+    if (!p->probability && !p->on_device && !targets_fit_quickly(p)) {
         nll_target_scan scan = scan_targets(p);
         if (scan.first >= 0) {
             const char *first = nll_view_element(tg, scan.first);
