@@ -347,7 +347,8 @@ static nll_target_scan scan_targets(const nll_loss_problem *p) {
  * ignore_index. 1 when that holds; 0 sends the call through scan_targets, which says more. */
 static int targets_fit_quickly(const nll_loss_problem *p) {
     const nll_view *target = &p->target;
-    if (target->dtype.code != kDLInt || (target->dtype.bits != 64 && target->dtype.bits != 32))
+    if (target->dtype.code != kDLInt || (target->dtype.bits != 64 && target->dtype.bits != 32) ||
+        (uintptr_t)target->data % (uintptr_t)target->item_size)
         return 0;
     int64_t compact = 1;
     for (int d = target->ndim - 1; d >= 0; d--) {
