@@ -29,7 +29,7 @@ from .errors import (ArgumentError, DeviceError, DtypeError, Error, LayoutError,
                      TargetNotWholeError, TargetRangeError)
 from .functional import (cross_entropy, cross_entropy_backward, cross_entropy_with_grad,
                          get_num_threads, library_version, log_softmax, log_softmax_backward,
-                         nll_loss, nll_loss_backward, set_num_threads)
+                         nll_loss, nll_loss_backward, set_async, set_num_threads, sync)
 
 __all__ = [
     "nll_loss", "cross_entropy", "log_softmax", "cross_entropy_with_grad",
@@ -38,7 +38,7 @@ __all__ = [
     "Error", "ArgumentError", "ShapeError", "LayoutError", "DtypeError", "TargetDtypeError",
     "TargetNotWholeError", "TargetRangeError", "NonFiniteError", "DeviceError",
     "OutOfMemoryError",
-    "set_num_threads", "get_num_threads", "library_version",
+    "set_num_threads", "get_num_threads", "set_async", "sync", "library_version",
 ]
 
 

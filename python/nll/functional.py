@@ -31,6 +31,7 @@ Array = Any
 
 _local = threading.local()
 _threads = 1
+_async = False
 _observer: Optional[Callable[[str, Dict[str, Borrowed]], None]] = None  # tests: see pointers
 
 
@@ -50,15 +51,35 @@ def get_num_threads() -> int:
     return _threads
 
 
+def set_async(enabled: bool) -> None:
+    """GPU calls (CUDA arrays) return without waiting for the GPU; a value error (target out of
+    range, ...) is then raised by the next nll.sync(), and calls in between are skipped on the
+    GPU. CPU calls always finish before returning. Off by default."""
+    global _async
+    _async = bool(enabled)
+
+
+def sync() -> None:
+    """Waits for this thread's GPU calls and raises the first value error of an asynchronous
+    call since the last sync, with the message the call itself would have given."""
+    ctx = _context()
+    if ctx.lib.nll_context_sync(ctx.handle) != _capi.NLL_OK:
+        _raise(ctx, {})
+
+
 def _context() -> _capi.Context:
     ctx = getattr(_local, "ctx", None)
     if ctx is None:
         ctx = _capi.Context(_capi.load())
         _local.ctx = ctx
         _local.threads = 1
+        _local.async_ = False
     if _local.threads != _threads:
         ctx.set_threads(_threads)
         _local.threads = _threads
+    if _local.async_ != _async:
+        ctx.lib.nll_context_set_async(ctx.handle, int(_async))
+        _local.async_ = _async
     return ctx
 
 

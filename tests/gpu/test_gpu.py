@@ -259,6 +259,20 @@ def async_mode():
         stats["cases"] += 1
         if lib.nll_context_sync(ctx.handle) != 0:
             fail("async: second sync", "not clear")
+        # the same through the Python API
+        lib.nll_context_set_async(ctx.handle, 0)
+        nll.set_async(True)
+        F.cross_entropy(x, bad)
+        stats["cases"] += 1
+        try:
+            nll.sync()
+            fail("nll.sync", "no error raised")
+        except nll.TargetRangeError as e:
+            if "target[17] = 100" not in str(e):
+                fail("nll.sync", str(e))
+        nll.set_async(False)
+        F._context()
+        lib.nll_context_set_async(ctx.handle, 1)
         lc = F.cross_entropy(x, t)
         lib.nll_context_sync(ctx.handle)
         same("async good call", lc, F.cross_entropy(x.cpu(), t.cpu()), torch.float32)

@@ -50,3 +50,21 @@ def test_status_table_matches_the_header():
     lib = _capi.load()
     for name, number in _capi.STATUS.items():
         assert lib.nll_status_name(number).decode() == name
+
+
+def test_async_mode_on_the_cpu_changes_nothing():
+    # GPU calls wait for nll.sync() in asynchronous mode; CPU calls always finish, and their
+    # errors are raised at once (tests/gpu/test_gpu.py covers the GPU side).
+    import numpy as np
+    nll.set_async(True)
+    try:
+        x = np.zeros((2, 3), dtype=np.float32)
+        assert abs(float(nll.cross_entropy(x, np.array([0, 2]))) - np.log(3)) < 1e-6
+        try:
+            nll.cross_entropy(x, np.array([0, 3]))
+            raise AssertionError("no error")
+        except nll.TargetRangeError as e:
+            assert "target[1] = 3" in str(e)
+        assert nll.sync() is None
+    finally:
+        nll.set_async(False)
