@@ -14,6 +14,32 @@ static nll_status require(const nll_call *call, const void *pointer, const char 
     return pointer ? NLL_OK : nll_fail(call, NLL_ERROR_NULL_ARGUMENT, name, "%s is NULL", name);
 }
 
+/* The one dispatch of a validated loss problem: the GPU for CUDA tensors, else the CPU kernels
+ * of the context's instruction set. want_loss / want_grad: forward, backward or both. */
+static nll_status run_loss(const nll_call *call, nll_loss_problem *p, int want_loss,
+                           int want_grad) {
+    if (p->on_device)
+        return nll_cuda_loss(call, p, want_loss, want_grad);
+    p->threads = call->ctx->threads;
+    const nll_loss_kernels *kernels = nll_kernels_for(call->ctx->arch, p->kind);
+    if (p->op == NLL_OP_CROSS_ENTROPY)
+        kernels->cross_entropy(p, want_loss, want_grad);
+    else if (want_loss)
+        kernels->nll_forward(p);
+    else
+        kernels->nll_backward(p);
+    return NLL_OK;
+}
+
+static nll_status run_softmax(const nll_call *call, nll_softmax_problem *p, int backward) {
+    if (p->on_device)
+        return nll_cuda_softmax(call, p, backward);
+    p->threads = call->ctx->threads;
+    const nll_loss_kernels *kernels = nll_kernels_for(call->ctx->arch, p->kind);
+    (backward ? kernels->log_softmax_backward : kernels->log_softmax_forward)(p);
+    return NLL_OK;
+}
+
 nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int64_t dim,
                                    DLTensor *output) {
     NLL_BEGIN("nll_log_softmax_forward");
@@ -21,11 +47,7 @@ nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int6
     if ((status = require(&call, input, "input")) || (status = require(&call, output, "output")) ||
         (status = nll_validate_softmax(&call, input, output, NULL, NULL, dim, &p)))
         return status;
-    if (p.on_device)
-        return nll_cuda_softmax(&call, &p, 0);
-    p.threads = ctx->threads;
-    nll_kernels_for(ctx->arch, p.kind)->log_softmax_forward(&p);
-    return NLL_OK;
+    return run_softmax(&call, &p, 0);
 }
 
 nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_output,
@@ -37,11 +59,7 @@ nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_outpu
         (status = require(&call, grad_input, "grad_input")) ||
         (status = nll_validate_softmax(&call, NULL, output, grad_output, grad_input, dim, &p)))
         return status;
-    if (p.on_device)
-        return nll_cuda_softmax(&call, &p, 1);
-    p.threads = ctx->threads;
-    nll_kernels_for(ctx->arch, p.kind)->log_softmax_backward(&p);
-    return NLL_OK;
+    return run_softmax(&call, &p, 1);
 }
 
 nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTensor *target,
@@ -52,11 +70,7 @@ nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTen
         (status = nll_validate_loss(&call, NLL_OP_NLL, input, target, options, loss,
                                     total_weight, NULL, NULL, &p)))
         return status;
-    if (p.on_device)
-        return nll_cuda_loss(&call, &p, 1, 0);
-    p.threads = ctx->threads;
-    nll_kernels_for(ctx->arch, p.kind)->nll_forward(&p);
-    return NLL_OK;
+    return run_loss(&call, &p, 1, 0);
 }
 
 nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const DLTensor *input,
@@ -68,11 +82,7 @@ nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const 
         (status = nll_validate_loss(&call, NLL_OP_NLL, input, target, options, NULL, NULL,
                                     grad_loss, grad_input, &p)))
         return status;
-    if (p.on_device)
-        return nll_cuda_loss(&call, &p, 0, 1);
-    p.threads = ctx->threads;
-    nll_kernels_for(ctx->arch, p.kind)->nll_backward(&p);
-    return NLL_OK;
+    return run_loss(&call, &p, 0, 1);
 }
 
 nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
@@ -84,11 +94,7 @@ nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, loss,
                                     NULL, NULL, NULL, &p)))
         return status;
-    if (p.on_device)
-        return nll_cuda_loss(&call, &p, 1, 0);
-    p.threads = ctx->threads;
-    nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 1, 0);
-    return NLL_OK;
+    return run_loss(&call, &p, 1, 0);
 }
 
 nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_loss,
@@ -100,11 +106,7 @@ nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_los
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, NULL,
                                     NULL, grad_loss, grad_input, &p)))
         return status;
-    if (p.on_device)
-        return nll_cuda_loss(&call, &p, 0, 1);
-    p.threads = ctx->threads;
-    nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 0, 1);
-    return NLL_OK;
+    return run_loss(&call, &p, 0, 1);
 }
 
 nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
@@ -117,9 +119,5 @@ nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
         (status = nll_validate_loss(&call, NLL_OP_CROSS_ENTROPY, input, target, options, loss,
                                     NULL, NULL, grad_input, &p)))
         return status;
-    if (p.on_device)
-        return nll_cuda_loss(&call, &p, 1, 1);
-    p.threads = ctx->threads;
-    nll_kernels_for(ctx->arch, p.kind)->cross_entropy(&p, 1, 1);
-    return NLL_OK;
+    return run_loss(&call, &p, 1, 1);
 }

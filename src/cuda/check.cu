@@ -200,15 +200,16 @@ __global__ void finalize_checks_kernel(loss_args a, view_args finite_input, view
     for (int b = threadIdx.x; b < a.check_blocks; b += blockDim.x)
         total += ws->check_partial[b];
     total = group_reduce<false>(total, add_op(), s_double);
-    double weights = 0;
-    if (a.weight)
+    double weights = 0; // read only by label smoothing with class indices
+    const bool want_weights = a.weight && a.smoothing > 0 && !a.probability && !a.nll;
+    if (want_weights)
         for (int64_t c = threadIdx.x; c < a.classes; c += blockDim.x)
             weights += (double)(A)load((const T *)a.weight + c * a.w_stride);
     weights = group_reduce<false>(weights, add_op(), s_double);
     if (threadIdx.x != 0)
         return;
     ws->denominator = total;
-    ws->weight_sum = a.weight ? weights : (double)a.classes;
+    ws->weight_sum = want_weights ? weights : (double)a.classes;
     const scan_state &s = ws->scan;
     const bool floating = a.target_code == kDLFloat || a.target_code == kDLBfloat;
     int status = 0, which = 0;

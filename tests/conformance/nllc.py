@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover
 # no pip install.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 
+from nll import _capi  # noqa: E402
 from nll._capi import (  # noqa: E402,F401  (re-exported for the tests)
     NLL_ALLOW_FLOAT_TARGETS, NLL_CHECK_FINITE, NLL_MAX_DIMS, NLL_OK, NLL_REDUCTION_MEAN,
     NLL_REDUCTION_NONE, NLL_REDUCTION_SUM, REDUCTIONS, STATUS, DLDataType, DLDevice, DLTensor,
@@ -251,24 +252,22 @@ class Lib:
         return Context(self, threads)
 
 
-class Context:
-    """An nll_context; every op raises NllError on a non-OK status."""
+class Context(_capi.Context):
+    """The package's nll_context, whose ops raise NllError on a non-OK status."""
 
     def __init__(self, lib, threads=None):
-        self.lib = lib
-        self.L = lib.lib
-        h = ctypes.c_void_p()
-        st = self.L.nll_context_create(ctypes.byref(h))
-        if st != NLL_OK or not h.value:
-            raise NllError("nll_context_create", st, lib.status_name(st), "")
-        self.h = h
+        super().__init__(lib.lib)
+        self.owner = lib
         if threads is not None:
-            self._check("nll_context_set_threads", self.L.nll_context_set_threads(self.h, threads))
+            self._check("nll_context_set_threads", self.set_threads(threads))
 
-    def close(self):
-        if self.h is not None and self.h.value:
-            self.L.nll_context_destroy(self.h)
-        self.h = None
+    @property
+    def L(self):  # the declared CDLL
+        return self.lib
+
+    @property
+    def h(self):  # the context handle
+        return self.handle
 
     def __enter__(self):
         return self
@@ -276,34 +275,9 @@ class Context:
     def __exit__(self, *exc):
         self.close()
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def threads(self):
-        return self.L.nll_context_threads(self.h)
-
-    def last_error(self):
-        return self.L.nll_last_error(self.h).decode(errors="replace")
-
-    def last_error_detail(self):
-        d = NllErrorDetail()
-        self.L.nll_last_error_detail(self.h, ctypes.byref(d))
-        return {
-            "status": d.status,
-            "function": (d.function or b"").decode(errors="replace"),
-            "tensor": (d.tensor or b"").decode(errors="replace"),
-            "flat_index": d.flat_index,
-            "index": list(d.index[: max(0, min(d.ndim, NLL_MAX_DIMS))]),
-            "value": d.value,
-            "count": d.count,
-        }
-
     def _check(self, fn, st):
         if st != NLL_OK:
-            raise NllError(fn, st, self.lib.status_name(st), self.last_error(),
+            raise NllError(fn, st, self.owner.status_name(st), self.last_error(),
                            self.last_error_detail())
 
     # -- ops ---------------------------------------------------------------------------------
