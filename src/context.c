@@ -104,10 +104,8 @@ nll_status nll_context_create(nll_context **out) {
 }
 
 void nll_context_destroy(nll_context *ctx) {
-#ifdef NLL_HAVE_CUDA
     if (ctx)
         nll_cuda_release(ctx);
-#endif
     free(ctx);
 }
 
@@ -131,17 +129,9 @@ nll_status nll_context_sync(nll_context *ctx) {
     if (!ctx)
         return NLL_ERROR_NULL_ARGUMENT;
     nll_clear_error(ctx);
-#ifdef NLL_HAVE_CUDA
     const nll_call call = {ctx, "nll_context_sync"};
     return nll_cuda_sync(&call);
-#else
-    return NLL_OK;
-#endif
 }
-
-#ifndef NLL_HAVE_CUDA
-int nll_cuda_available(void) { return 0; }
-#endif
 
 nll_status nll_context_set_threads(nll_context *ctx, int threads) {
     if (!ctx)

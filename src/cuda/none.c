@@ -1,5 +1,5 @@
 /* The CUDA backend's entry points in a build without it. nll_view_make refuses CUDA tensors
- * there, so no call reaches these. */
+ * there, so no op reaches the first two; the context's sync and release have nothing to do. */
 #include "internal.h"
 
 static nll_status no_backend(const nll_call *call) {
@@ -24,3 +24,5 @@ nll_status nll_cuda_sync(const nll_call *call) {
 }
 
 void nll_cuda_release(nll_context *ctx) { (void)ctx; }
+
+int nll_cuda_available(void) { return 0; }
