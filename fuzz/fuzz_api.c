@@ -536,9 +536,9 @@ static void decode_call(reader *r, call *c)
     c->threads = (int[]){1, 1, 2, 3, 4, 0, 1, 2}[b % 8];
     c->null_ctx = b >= 252;
     b = u8(r);
-    static const char *const arches[] = {"", "ref", "avx2", "avx512"};
-    if (b < 252) {
-        strcpy(c->arch, arches[b % 4]);
+    static const char *const arches[] = {"", "ref", "avx2", "avx512", "avx512bf16"};
+    if (b < 250) {
+        strcpy(c->arch, arches[b % 5]);
     } else { /* any short string: an unknown name must be refused */
         for (size_t i = 0; i + 1 < sizeof c->arch; i++)
             if (!(c->arch[i] = (char)u8(r)))
@@ -999,7 +999,8 @@ static void check_rerun(call *c)
 
 static int known_arch(const char *name)
 {
-    return strcmp(name, "ref") == 0 || strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0;
+    return strcmp(name, "ref") == 0 || strcmp(name, "avx2") == 0 ||
+           strcmp(name, "avx512") == 0 || strcmp(name, "avx512bf16") == 0;
 }
 
 /* The instruction set: a known name is taken (or the best the CPU has below it); any other is

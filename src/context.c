@@ -160,7 +160,9 @@ nll_status nll_context_set_arch(nll_context *ctx, const char *arch) {
         return nll_fail(&call, NLL_ERROR_NULL_ARGUMENT, "", "arch is NULL");
     if (nll_arch_from_name(arch, (nll_arch)-1) == (nll_arch)-1)
         return nll_fail(&call, NLL_ERROR_INVALID_ARCH, "",
-                        "arch = \"%s\" is not one of \"ref\", \"avx2\", \"avx512\"", arch);
+                        "arch = \"%s\" is not one of \"ref\", \"avx2\", \"avx512\", "
+                        "\"avx512bf16\"",
+                        arch);
     ctx->arch = nll_arch_from_name(arch, NLL_ARCH_REF);
     return NLL_OK;
 }

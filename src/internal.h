@@ -10,7 +10,12 @@
 #define NLL_MESSAGE_MAX 1536
 
 /* Instruction sets, in order: a context runs the best one its CPU has (or NLL_ARCH names). */
-typedef enum nll_arch { NLL_ARCH_REF = 0, NLL_ARCH_AVX2 = 1, NLL_ARCH_AVX512 = 2 } nll_arch;
+typedef enum nll_arch {
+    NLL_ARCH_REF = 0,
+    NLL_ARCH_AVX2 = 1,
+    NLL_ARCH_AVX512 = 2,
+    NLL_ARCH_AVX512_BF16 = 3 /* AVX-512 with the BF16 extension: bfloat16 rounding in hardware */
+} nll_arch;
 
 typedef struct nll_cuda_state nll_cuda_state; /* src/cuda/state.cu; opaque to the core */
 
@@ -300,5 +305,6 @@ const nll_loss_kernels *nll_kernels_for(nll_arch arch, nll_float_kind kind);
 extern const nll_loss_kernels nll_ref_kernels[NLL_KIND_COUNT];
 extern const nll_loss_kernels nll_avx2_kernels[NLL_KIND_COUNT];   /* with NLL_HAVE_AVX2 */
 extern const nll_loss_kernels nll_avx512_kernels[NLL_KIND_COUNT]; /* with NLL_HAVE_AVX512 */
+extern const nll_loss_kernels nll_avx512_bf16_kernels[NLL_KIND_COUNT]; /* NLL_HAVE_AVX512_BF16 */
 
 #endif /* NLL_INTERNAL_H */

@@ -1145,3 +1145,5 @@ static void FN(log_softmax_backward)(const nll_softmax_problem *p) { FN(run_soft
 #undef NLL_VLOADN
 #undef NLL_VSTORE
 #undef NLL_VSTOREN
+#undef NLL_VLOAD2
+#undef NLL_VSTORE2

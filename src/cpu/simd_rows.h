@@ -9,6 +9,10 @@
  *   NLL_VLOAD(p), NLL_VSTORE(p, v)     a full vector of NLL_T at p (char *), as float32
  *   NLL_VLOADN(p, n, fill), NLL_VSTOREN(p, v, n)   the first n < NLL_VLEN elements
  *   NLL_VLOADF, NLL_VSTOREF(float *, v)   a vector from and to float32 lanes
+ * and may define
+ *   NLL_VLOAD2(p, a, b), NLL_VSTORE2(p, a, b)   2 NLL_VLEN elements as two vectors, in any
+ *                                      fixed order of elements to lanes (bfloat16: the even
+ *                                      and odd elements); by default two NLL_VLOADs in order
  * and, for the short-row kernel of ref_body.h (NLL_VLEN rows at a time, one per lane),
  *   NLL_VDIV, NLL_VTRANSPOSE(NLL_V rows[NLL_VLEN])   a division; an in-place lane transpose
  *   NLL_VI, NLL_VILOAD(int32_t *)      int32 lanes (class indices)
@@ -22,6 +26,11 @@
 #define NLL_ROW_BLOCK 2048 /* elements: 8 KiB of float32, in L1 for a second sweep */
 #endif
 #define NLL_TSIZE ((int64_t)sizeof(NLL_T))
+#ifndef NLL_VLOAD2
+#define NLL_VLOAD2(p, a, b) ((a) = NLL_VLOAD(p), (b) = NLL_VLOAD((p) + NLL_VLEN * NLL_TSIZE))
+#define NLL_VSTORE2(p, a, b) (NLL_VSTORE(p, a), NLL_VSTORE((p) + NLL_VLEN * NLL_TSIZE, b))
+#endif
+#define NLL_PAIR (2 * NLL_VLEN)
 
 static int FN(fast_has_nan)(const char *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
@@ -35,11 +44,19 @@ static int FN(fast_has_nan)(const char *x, int64_t n) {
 /* max and sum of exp(x - max) of one block of at most NLL_ROW_BLOCK elements: the block's max,
  * then its exp-sum from L1. ref_body.h folds the blocks of a row (FN(fold_stats)), so a row is
  * read once from memory. With out (float32 lanes; for a float32 row it may be x itself),
- * exp(x - block max) is also written there: the fused gradient then needs no second exp. */
+ * exp(x - block max) is also written there: the fused gradient then needs no second exp.
+ * Both sweeps take NLL_PAIR elements at a time (NLL_VLOAD2's order, which `out` keeps, and
+ * FN(fast_row_gradient_kept) reads back the same way), then one vector, then a masked tail. */
 static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float *max_out,
                                  double *sum_out) {
-    NLL_V vmax = NLL_VSET1(-INFINITY);
+    NLL_V vmax = NLL_VSET1(-INFINITY), vmax2 = vmax, a, b;
     int64_t i = 0;
+    for (; i + NLL_PAIR <= n; i += NLL_PAIR) {
+        NLL_VLOAD2(block + i * NLL_TSIZE, a, b);
+        vmax = NLL_VMAX(vmax, a);
+        vmax2 = NLL_VMAX(vmax2, b);
+    }
+    vmax = NLL_VMAX(vmax, vmax2);
     for (; i + NLL_VLEN <= n; i += NLL_VLEN)
         vmax = NLL_VMAX(vmax, NLL_VLOAD(block + i * NLL_TSIZE));
     if (i < n)
@@ -49,7 +66,8 @@ static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float
     if (block_max == -INFINITY) {
         /* all -inf adds nothing, but a NaN that lost the max must still poison the row */
         *sum_out = FN(fast_has_nan)(block, n) ? NAN : 0;
-        if (out) /* exp(-inf) = 0; a NaN stays NaN through the rescale */
+        if (out) /* exp(-inf) = 0. Element order does not matter here: a NaN makes the whole
+                  * row NaN, and without one every value is 0. */
             for (i = 0; i < n; i++) {
                 float v = (float)FN(load)(block, i);
                 v = v == -INFINITY ? 0.0f : v;
@@ -58,8 +76,25 @@ static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float
         return;
     }
     const NLL_V shift = NLL_VSET1(block_max);
-    NLL_V vsum = NLL_VSET1(0.0f);
-    for (i = 0; i + NLL_VLEN <= n; i += NLL_VLEN) {
+    NLL_V vsum = NLL_VSET1(0.0f), vsum2 = vsum;
+    /* The exp sweep reads L1 and would leave memory idle: it asks for the next block
+     * meanwhile (prefetches past the tensor's end are dropped, not faulted). */
+    const char *ahead = block + n * NLL_TSIZE;
+    for (i = 0; i + NLL_PAIR <= n; i += NLL_PAIR) {
+        for (int64_t line = 0; line < NLL_PAIR * NLL_TSIZE; line += 64)
+            _mm_prefetch(ahead + i * NLL_TSIZE + line, _MM_HINT_T0);
+        NLL_VLOAD2(block + i * NLL_TSIZE, a, b);
+        a = NLL_VEXP(NLL_VSUB(a, shift));
+        b = NLL_VEXP(NLL_VSUB(b, shift));
+        vsum = NLL_VADD(vsum, a);
+        vsum2 = NLL_VADD(vsum2, b);
+        if (out) {
+            NLL_VSTOREF(out + i, a);
+            NLL_VSTOREF(out + i + NLL_VLEN, b);
+        }
+    }
+    vsum = NLL_VADD(vsum, vsum2);
+    for (; i + NLL_VLEN <= n; i += NLL_VLEN) {
         NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
         vsum = NLL_VADD(vsum, e);
         if (out)
@@ -198,6 +233,9 @@ static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t cl
         const NLL_V factor = NLL_VSET1(
             (float)(exp((double)block_max[b] - terms->max - terms->log_sum) * -terms->sum_g));
         int64_t i = 0;
+        for (; i + NLL_PAIR <= n; i += NLL_PAIR)
+            NLL_VSTORE2(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADF(values + i), factor),
+                        NLL_VMUL(NLL_VLOADF(values + i + NLL_VLEN), factor));
         for (; i + NLL_VLEN <= n; i += NLL_VLEN)
             NLL_VSTORE(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADF(values + i), factor));
         if (i < n)
@@ -215,3 +253,4 @@ static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t cl
 #define NLL_FAST_ROWS 1
 
 #undef NLL_TSIZE
+#undef NLL_PAIR

@@ -6,23 +6,35 @@
 #include <immintrin.h>
 #include <math.h>
 
+/* exp(x) = 2^k * e^r with k = round(x / ln 2), |r| <= ln 2 / 2 (two-part ln 2, exact k * ln2_hi).
+ * e^r = 1 + r + r^2 (c2 + c3 r + c4 r^2 + c5 r^3): coefficients fitted for the least largest
+ * relative error (1.05e-7) with the first two held at 1, so exp(0) = 1 and small x stay
+ * accurate. k is rounded by adding and subtracting 1.5 * 2^23 (cheaper than a round
+ * instruction). Measured by bench/exp_accuracy.c over every float32 input with a normal
+ * result: within 2.2 ulp. */
+#define NLL_EXP_LOG2E 1.44269504088896341f
+#define NLL_EXP_SHIFTER 0x1.8p23f
+#define NLL_EXP_LN2_HI 0.693359375f
+#define NLL_EXP_LN2_LO (-2.12194440e-4f)
+#define NLL_EXP_C2 0.499992311000824f
+#define NLL_EXP_C3 0.16667114198207855f
+#define NLL_EXP_C4 0.041890114545822144f
+#define NLL_EXP_C5 0.008312526158988476f
+
 #if defined(__AVX512F__)
-/* exp(x) = 2^k * e^r with k = round(x / ln 2), |r| <= ln 2 / 2, e^r by its Taylor polynomial
- * to degree 7 (truncation below 1e-8 relative); vscalefps applies 2^k with correct overflow to
- * inf and underflow to 0. Clamping first keeps k finite; max/min take the NaN operand last, so
- * NaN passes through. */
+/* vscalefps applies 2^k with correct overflow to inf, and underflow through the subnormals to
+ * 0. Clamping first keeps k and r finite; max/min take the NaN operand last, so NaN passes. */
 static inline __m512 nll_exp_avx512(__m512 x) {
     x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    const __m512 shifter = _mm512_set1_ps(NLL_EXP_SHIFTER);
+    __m512 k = _mm512_sub_ps(
+        _mm512_fmadd_ps(x, _mm512_set1_ps(NLL_EXP_LOG2E), shifter), shifter);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(NLL_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(NLL_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(NLL_EXP_C5);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(NLL_EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(NLL_EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(NLL_EXP_C2));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, k);
@@ -58,7 +70,7 @@ static inline __m512 nll_log_avx512(__m512 x) {
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__)
-/* exp(x) = 2^k * e^r as nll_exp_avx512 does, with 2^k built in exponent fields as two
+/* exp(x) = 2^k * e^r as nll_exp_avx512 computes it, with 2^k built in exponent fields as two
  * factors 2^(k/2) * 2^(k - k/2), so k = 128 (x near ln FLT_MAX) stays finite. Inputs are
  * clamped to [ln FLT_MIN, ln FLT_MAX]; below that the result is 0, above it inf.
  * max/min take the NaN operand last, so NaN passes through. */
@@ -66,16 +78,15 @@ static inline __m256 nll_exp_avx2(__m256 x) {
     const __m256 low = _mm256_set1_ps(-87.3365478515625f);
     const __m256 high = _mm256_set1_ps(88.72283935546875f);
     __m256 clamped = _mm256_min_ps(high, _mm256_max_ps(low, x));
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(clamped, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), clamped);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    const __m256 shifter = _mm256_set1_ps(NLL_EXP_SHIFTER);
+    __m256 k = _mm256_sub_ps(
+        _mm256_fmadd_ps(clamped, _mm256_set1_ps(NLL_EXP_LOG2E), shifter), shifter);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(NLL_EXP_LN2_HI), clamped);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(NLL_EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(NLL_EXP_C5);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(NLL_EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(NLL_EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(NLL_EXP_C2));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     __m256i k_int = _mm256_cvtps_epi32(k);
