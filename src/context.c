@@ -94,8 +94,12 @@ nll_status nll_context_create(nll_context **out) {
         return NLL_ERROR_NULL_ARGUMENT;
     *out = NULL;
     nll_context *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
+    if (ctx)
+        ctx->pool = nll_pool_create(); /* no threads yet */
+    if (!ctx || !ctx->pool) {
+        free(ctx);
         return NLL_ERROR_OUT_OF_MEMORY;
+    }
     ctx->threads = 1;
     ctx->arch = nll_arch_from_name(getenv("NLL_ARCH"), nll_arch_best());
     nll_clear_error(ctx);
@@ -104,8 +108,10 @@ nll_status nll_context_create(nll_context **out) {
 }
 
 void nll_context_destroy(nll_context *ctx) {
-    if (ctx)
-        nll_cuda_release(ctx);
+    if (!ctx)
+        return;
+    nll_cuda_release(ctx);
+    nll_pool_destroy(ctx->pool);
     free(ctx);
 }
 

@@ -18,9 +18,11 @@ typedef enum nll_arch {
 } nll_arch;
 
 typedef struct nll_cuda_state nll_cuda_state; /* src/cuda/state.cu; opaque to the core */
+typedef struct nll_pool nll_pool;             /* src/parallel.c */
 
 struct nll_context {
     int threads;
+    nll_pool *pool; /* its worker threads, started by the first call that needs them */
     nll_arch arch;
     char message[NLL_MESSAGE_MAX];
     nll_error_detail detail;
@@ -166,12 +168,22 @@ static inline void nll_block_range(const nll_blocks *plan, int64_t b, int64_t *b
 typedef void (*nll_block_fn)(void *arg, int64_t first_block, int64_t end_block);
 
 nll_blocks nll_plan_blocks(int64_t items, int64_t item_cost);
-/* Runs fn over contiguous ranges of blocks on up to `threads` threads, the caller's included. */
-void nll_parallel_blocks(int threads, const nll_blocks *plan, nll_block_fn fn, void *arg);
 
-/* Starting a thread costs tens of microseconds (about 40 on a 2-core VM): each thread past the
- * first is worth it only for this many elements of work. */
-#define NLL_THREAD_WORK (4 * NLL_BLOCK_WORK)
+/* A context's worker threads: none until a call needs them, then kept (idle ones sleep) until
+ * nll_pool_destroy, which stops and joins them. Used by one thread at a time. */
+nll_pool *nll_pool_create(void); /* NULL when out of memory */
+void nll_pool_destroy(nll_pool *pool);
+
+/* Runs fn over contiguous ranges of blocks on up to `threads` threads, the caller's and the
+ * pool's (a NULL pool: the caller's alone). */
+void nll_parallel_blocks(nll_pool *pool, int threads, const nll_blocks *plan, nll_block_fn fn,
+                         void *arg);
+
+/* Each thread past the first is worth it for one block of work (18-27 us of cross_entropy on
+ * one core); fewer elements would only cut two blocks unevenly. On a 2-core VM, handing a call
+ * to a pool worker that is still polling costs about 3 us (a call on one thread, 0.03 us); to
+ * one asleep (calls over 50 us apart), 20-28 us, as much as starting a thread (24-44 us). */
+#define NLL_THREAD_WORK NLL_BLOCK_WORK
 /* The threads to run `work` elements on, at most `threads`. Blocks do not depend on it, so
  * neither do results. */
 int nll_threads_for(int threads, int64_t work);
@@ -180,8 +192,8 @@ int nll_threads_for(int threads, int64_t work);
  * then between(arg, 0) on one thread once every block of phase 0 is done, then phase 1, ... */
 typedef void (*nll_phase_fn)(void *arg, int phase, int64_t first_block, int64_t end_block);
 typedef void (*nll_between_fn)(void *arg, int phase);
-void nll_parallel_phases(int threads, const nll_blocks *plan, int phases, nll_phase_fn fn,
-                         nll_between_fn between, void *arg);
+void nll_parallel_phases(nll_pool *pool, int threads, const nll_blocks *plan, int phases,
+                         nll_phase_fn fn, nll_between_fn between, void *arg);
 
 /* ---- resolved problems, handed from validation to kernels --------------------------------- */
 
@@ -191,6 +203,7 @@ enum { NLL_SLOT_INPUT, NLL_SLOT_TARGET, NLL_SLOT_LOSS, NLL_SLOT_GRAD_LOSS, NLL_S
 
 typedef struct nll_loss_problem {
     int threads;
+    nll_pool *pool;        /* the context's, for nll_parallel_* */
     int on_device;         /* CUDA tensors: value checks run on the GPU (src/cuda/) */
     unsigned flags;        /* nll_options.flags */
     nll_loss_op op;
@@ -210,6 +223,7 @@ typedef struct nll_loss_problem {
 
 typedef struct nll_softmax_problem {
     int threads;
+    nll_pool *pool;
     int on_device;
     nll_float_kind kind;
     nll_view input, output, grad_output, grad; /* forward: input -> output; backward: grad */

@@ -21,6 +21,7 @@ static nll_status run_loss(const nll_call *call, nll_loss_problem *p, int want_l
     if (p->on_device)
         return nll_cuda_loss(call, p, want_loss, want_grad);
     p->threads = call->ctx->threads;
+    p->pool = call->ctx->pool;
     const nll_loss_kernels *kernels = nll_kernels_for(call->ctx->arch, p->kind);
     if (p->op == NLL_OP_CROSS_ENTROPY)
         kernels->cross_entropy(p, want_loss, want_grad);
@@ -35,6 +36,7 @@ static nll_status run_softmax(const nll_call *call, nll_softmax_problem *p, int 
     if (p->on_device)
         return nll_cuda_softmax(call, p, backward);
     p->threads = call->ctx->threads;
+    p->pool = call->ctx->pool;
     const nll_loss_kernels *kernels = nll_kernels_for(call->ctx->arch, p->kind);
     (backward ? kernels->log_softmax_backward : kernels->log_softmax_forward)(p);
     return NLL_OK;

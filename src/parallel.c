@@ -1,9 +1,14 @@
-/* Fork-join over fixed blocks of work. Blocks are cut by the size of the problem alone, never by
- * the thread count, and each reduction is summed per block then over blocks in order: results
- * are bitwise identical whatever the number of threads. */
+/* Fork-join over fixed blocks of work, on the threads of a pool each context keeps. Blocks are
+ * cut by the size of the problem alone, never by the thread count, and each reduction is summed
+ * per block then over blocks in order: results are bitwise identical whatever the number of
+ * threads. */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -27,36 +32,76 @@ int nll_threads_for(int threads, int64_t work) {
     return worth < 1 ? 1 : worth < n ? (int)worth : n;
 }
 
-/* The threads of one call. Between phases every thread waits at a barrier; the last to arrive
- * runs `between` alone, then releases the others. Waiters poll a while first, yielding the CPU
- * at each poll (there may be more threads than cores): the phases are balanced, and waking a
- * sleeping thread costs about as much as starting one. */
+/* How long a waiter polls before it sleeps, so that an idle pool holds no CPU. On a 2-core VM
+ * a sleeping thread takes 20-28 us to wake, a polling one about 3: the wait at the end of a
+ * small call (one block, 20 us) and the gap between calls back to back must stay within the
+ * polling. With 5 us, cross_entropy (8192, 10) took longer on 2 threads than on 1. */
+#define NLL_POLL_NS 50000
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Waits until *word differs from seen: polls, yielding the CPU at each poll (there may be more
+ * threads than cores), then sleeps on cond. Whoever changes the word does so under lock and
+ * then signals cond. */
+static void await_change(atomic_uint *word, unsigned seen, pthread_mutex_t *lock,
+                         pthread_cond_t *cond) {
+    const int64_t give_up = now_ns() + NLL_POLL_NS;
+    do {
+        if (atomic_load_explicit(word, memory_order_acquire) != seen)
+            return;
+        sched_yield();
+    } while (now_ns() < give_up);
+    pthread_mutex_lock(lock);
+    while (atomic_load_explicit(word, memory_order_acquire) == seen)
+        pthread_cond_wait(cond, lock);
+    pthread_mutex_unlock(lock);
+}
+
+/* The call in progress. Its blocks are cut into `ranges` contiguous ranges, range k for the
+ * k-th thread; threads that take part: the caller (range 0, plus the ranges of workers that
+ * could not be started) and workers 1 .. count - 1. */
 typedef struct team {
     nll_phase_fn fn;
     nll_between_fn between;
     void *arg;
     int phases;
-    int count;   /* threads that take part: 1 + those started */
+    int64_t blocks;
+    int ranges;
+    int count;
     int arrived; /* at the current barrier, under lock */
-    atomic_uint generation;
+    atomic_uint generation; /* barriers passed, changed under lock */
     pthread_mutex_t lock;
     pthread_cond_t released;
 } team;
 
-typedef struct worker {
-    team *team;
-    int64_t first, end;
-    int64_t (*extra)[2]; /* the caller only: ranges of workers that could not start */
-    int extras;
-} worker;
+typedef struct pool_worker {
+    nll_pool *pool;
+    int index; /* in the call, the thread of range `index` */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_uint calls; /* bumped, under lock, to hand the worker the team's call (or stop) */
+    int stop;          /* set before the last bump */
+} pool_worker;
 
-#define NLL_POLLS 100 /* before sleeping: some tens of microseconds */
+struct nll_pool {
+    team team;
+    int started; /* workers, kept until nll_pool_destroy; only the context's user changes it */
+    pool_worker *workers[NLL_MAX_THREADS - 1];
+};
 
-static void barrier(team *t, int phase) {
+/* Every thread of the call arrives after each phase. The last to arrive runs `between` alone
+ * (between phases, not after the last one), then releases the others; after the last phase
+ * only the caller waits (wait = 0 for workers), for every worker to be done with the team. */
+static void arrive(team *t, int phase, int wait) {
     pthread_mutex_lock(&t->lock);
     if (++t->arrived == t->count) {
         t->arrived = 0;
-        if (t->between)
+        if (t->between && phase + 1 < t->phases)
             t->between(t->arg, phase);
         atomic_fetch_add_explicit(&t->generation, 1, memory_order_release);
         pthread_cond_broadcast(&t->released);
@@ -65,41 +110,109 @@ static void barrier(team *t, int phase) {
     }
     unsigned seen = atomic_load_explicit(&t->generation, memory_order_relaxed);
     pthread_mutex_unlock(&t->lock);
-    for (int poll = 0; poll < NLL_POLLS; poll++) {
-        if (atomic_load_explicit(&t->generation, memory_order_acquire) != seen)
-            return;
-        sched_yield();
+    if (wait)
+        await_change(&t->generation, seen, &t->lock, &t->released);
+}
+
+static void run_range(const team *t, int phase, int k) {
+    int64_t first = t->blocks * k / t->ranges, end = t->blocks * (k + 1) / t->ranges;
+    if (first < end)
+        t->fn(t->arg, phase, first, end);
+}
+
+/* One thread's part of the call: range k; the caller's (k = 0) also has the ranges of workers
+ * that could not be started, and it alone waits for the others at the end. */
+static void take_part(team *t, int k) {
+    const int phases = t->phases; /* once a worker has arrived the last time, t is the caller's */
+    for (int phase = 0; phase < phases; phase++) {
+        run_range(t, phase, k);
+        for (int extra = t->count; k == 0 && extra < t->ranges; extra++)
+            run_range(t, phase, extra);
+        arrive(t, phase, k == 0 || phase + 1 < phases);
     }
-    pthread_mutex_lock(&t->lock);
-    while (atomic_load_explicit(&t->generation, memory_order_acquire) == seen)
-        pthread_cond_wait(&t->released, &t->lock);
-    pthread_mutex_unlock(&t->lock);
 }
 
 static void *run_worker(void *arg) {
-    worker *w = arg;
-    team *t = w->team;
-    for (int phase = 0; phase < t->phases; phase++) {
-        if (w->first < w->end)
-            t->fn(t->arg, phase, w->first, w->end);
-        for (int k = 0; k < w->extras; k++)
-            if (w->extra[k][0] < w->extra[k][1])
-                t->fn(t->arg, phase, w->extra[k][0], w->extra[k][1]);
-        if (phase + 1 < t->phases)
-            barrier(t, phase);
+    pool_worker *w = arg;
+    unsigned seen = 0;
+    for (;;) {
+        await_change(&w->calls, seen, &w->lock, &w->wake);
+        seen = atomic_load_explicit(&w->calls, memory_order_acquire);
+        if (w->stop)
+            return NULL;
+        take_part(&w->pool->team, w->index);
     }
-    return NULL;
 }
 
-void nll_parallel_phases(int threads, const nll_blocks *plan, int phases, nll_phase_fn fn,
-                         nll_between_fn between, void *arg) {
+/* Signals are for the application's threads, not the pool's: workers start with all blocked. */
+static int start_worker(nll_pool *pool) {
+    pool_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return 0;
+    w->pool = pool;
+    w->index = pool->started + 1;
+    atomic_init(&w->calls, 0);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int started = pthread_create(&w->thread, NULL, run_worker, w) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return 0;
+    }
+    pool->workers[pool->started++] = w;
+    return 1;
+}
+
+static void hand_call(pool_worker *w, int stop) {
+    pthread_mutex_lock(&w->lock);
+    w->stop = stop;
+    atomic_fetch_add_explicit(&w->calls, 1, memory_order_release);
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+}
+
+nll_pool *nll_pool_create(void) {
+    nll_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return NULL;
+    atomic_init(&pool->team.generation, 0);
+    pthread_mutex_init(&pool->team.lock, NULL);
+    pthread_cond_init(&pool->team.released, NULL);
+    return pool;
+}
+
+void nll_pool_destroy(nll_pool *pool) {
+    if (!pool)
+        return;
+    for (int k = 0; k < pool->started; k++)
+        hand_call(pool->workers[k], 1);
+    for (int k = 0; k < pool->started; k++) {
+        pool_worker *w = pool->workers[k];
+        pthread_join(w->thread, NULL);
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+    }
+    pthread_cond_destroy(&pool->team.released);
+    pthread_mutex_destroy(&pool->team.lock);
+    free(pool);
+}
+
+void nll_parallel_phases(nll_pool *pool, int threads, const nll_blocks *plan, int phases,
+                         nll_phase_fn fn, nll_between_fn between, void *arg) {
     int64_t blocks = plan->count;
     int n = threads < 1 ? 1 : threads;
     if (n > NLL_MAX_THREADS)
         n = NLL_MAX_THREADS;
     if (n > blocks)
         n = blocks > 0 ? (int)blocks : 1;
-    if (n == 1) { /* no team: the phases in order on this thread */
+    if (n == 1 || !pool) { /* no team: the phases in order on this thread */
         for (int phase = 0; phase < phases; phase++) {
             if (blocks > 0)
                 fn(arg, phase, 0, blocks);
@@ -108,35 +221,21 @@ void nll_parallel_phases(int threads, const nll_blocks *plan, int phases, nll_ph
         }
         return;
     }
-    team t = {.fn = fn, .between = between, .arg = arg, .phases = phases, .count = n};
-    atomic_init(&t.generation, 0);
-    pthread_mutex_init(&t.lock, NULL);
-    pthread_cond_init(&t.released, NULL);
-    worker workers[NLL_MAX_THREADS];
-    pthread_t ids[NLL_MAX_THREADS];
-    int started[NLL_MAX_THREADS] = {0};
-    int64_t extra[NLL_MAX_THREADS][2];
-    for (int k = 0; k < n; k++)
-        workers[k] = (worker){&t, blocks * k / n, blocks * (k + 1) / n, NULL, 0};
-    workers[0].extra = extra;
-    /* Worker 0 runs on the calling thread, with the ranges of any worker that cannot start.
-     * Until the caller arrives no barrier can complete, so the count may still drop. */
-    for (int k = 1; k < n; k++) {
-        started[k] = pthread_create(&ids[k], NULL, run_worker, &workers[k]) == 0;
-        if (!started[k]) {
-            extra[workers[0].extras][0] = workers[k].first;
-            extra[workers[0].extras++][1] = workers[k].end;
-            pthread_mutex_lock(&t.lock);
-            t.count--;
-            pthread_mutex_unlock(&t.lock);
-        }
-    }
-    run_worker(&workers[0]);
-    for (int k = 1; k < n; k++)
-        if (started[k])
-            pthread_join(ids[k], NULL);
-    pthread_cond_destroy(&t.released);
-    pthread_mutex_destroy(&t.lock);
+    /* Workers are started on the first call that needs them; the caller runs the ranges of
+     * any that cannot be. */
+    while (pool->started < n - 1 && start_worker(pool))
+        ;
+    team *t = &pool->team;
+    t->fn = fn;
+    t->between = between;
+    t->arg = arg;
+    t->phases = phases;
+    t->blocks = blocks;
+    t->ranges = n;
+    t->count = pool->started < n - 1 ? pool->started + 1 : n;
+    for (int k = 1; k < t->count; k++)
+        hand_call(pool->workers[k - 1], 0);
+    take_part(t, 0);
 }
 
 typedef struct one_phase {
@@ -150,7 +249,8 @@ static void run_one_phase(void *arg, int phase, int64_t first, int64_t end) {
     call->fn(call->arg, first, end);
 }
 
-void nll_parallel_blocks(int threads, const nll_blocks *plan, nll_block_fn fn, void *arg) {
+void nll_parallel_blocks(nll_pool *pool, int threads, const nll_blocks *plan, nll_block_fn fn,
+                         void *arg) {
     one_phase call = {fn, arg};
-    nll_parallel_phases(threads, plan, 1, run_one_phase, NULL, &call);
+    nll_parallel_phases(pool, threads, plan, 1, run_one_phase, NULL, &call);
 }

@@ -294,7 +294,7 @@ static void FN(nll_forward)(const nll_loss_problem *p) {
     FN(loss_job) job;
     job.p = p;
     job.plan = nll_plan_blocks(p->samples, 1);
-    nll_parallel_blocks(nll_threads_for(p->threads, p->samples), &job.plan,
+    nll_parallel_blocks(p->pool, nll_threads_for(p->threads, p->samples), &job.plan,
                         FN(nll_forward_blocks), &job);
     double total = FN(sum_partials)(job.loss_partial, job.plan.count);
     double weight_total = FN(sum_partials)(job.weight_partial, job.plan.count);
@@ -337,7 +337,8 @@ static void FN(nll_backward)(const nll_loss_problem *p) {
     job.p = p;
     job.denominator = p->reduction == NLL_REDUCTION_MEAN ? FN(class_weight_total)(p) : 1.0;
     job.plan = nll_plan_blocks(p->samples, p->classes);
-    nll_parallel_blocks(nll_threads_for(p->threads, p->samples * (p->classes ? p->classes : 1)),
+    nll_parallel_blocks(p->pool,
+                        nll_threads_for(p->threads, p->samples * (p->classes ? p->classes : 1)),
                         &job.plan, FN(nll_backward_blocks), &job);
 }
 
@@ -1030,7 +1031,8 @@ static int FN(split_rows)(FN(loss_job) *loss, const FN(softmax_job) *softmax, in
             FN(class_begin)(loss, s.row[r].at, &s.row[r].c); /* before any write */
     }
     const nll_blocks chunks = {1, rows * s.chunks, rows * s.chunks};
-    nll_parallel_phases(threads, &chunks, s.phases, FN(split_phase), FN(split_merge), &s);
+    nll_parallel_phases(loss ? loss->p->pool : softmax->p->pool, threads, &chunks, s.phases,
+                        FN(split_phase), FN(split_merge), &s);
     FN(split_merge)(&s, s.phases - 1);
     free(memory);
     free(s.scratch);
@@ -1063,7 +1065,7 @@ static void FN(cross_entropy)(const nll_loss_problem *p, int want_loss, int want
     const int threads = nll_threads_for(p->threads, walked * (p->classes ? p->classes : 1));
     if (!FN(split_rows)(&job, NULL, threads, &p->samples_iter, walked, p->classes,
                         p->class_stride[NLL_SLOT_INPUT]))
-        nll_parallel_blocks(threads, &job.plan, FN(cross_entropy_blocks), &job);
+        nll_parallel_blocks(p->pool, threads, &job.plan, FN(cross_entropy_blocks), &job);
     if (want_loss && p->reduction != NLL_REDUCTION_NONE) {
         double total = FN(sum_partials)(job.loss_partial, job.plan.count);
         double divisor = p->reduction == NLL_REDUCTION_MEAN ? job.denominator : 1.0;
@@ -1118,7 +1120,7 @@ static void FN(run_softmax)(const nll_softmax_problem *p, int backward) {
     const int64_t stride =
         p->class_stride[backward ? NLL_SM_GRAD_OUTPUT : NLL_SM_INPUT]; /* the one reduced */
     if (!FN(split_rows)(NULL, &job, threads, &p->rows_iter, p->rows, p->classes, stride))
-        nll_parallel_blocks(threads, &job.plan, FN(log_softmax_blocks), &job);
+        nll_parallel_blocks(p->pool, threads, &job.plan, FN(log_softmax_blocks), &job);
 }
 
 static void FN(log_softmax_forward)(const nll_softmax_problem *p) { FN(run_softmax)(p, 0); }

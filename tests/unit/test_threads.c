@@ -30,8 +30,8 @@
 #define ROUNDS 2
 #define N_DTYPES 4
 
-/* Classes, per dtype: for float32 N * C is work enough for two of the library's threads (2
- * NLL_THREAD_WORK), so they run inside the test's; the others span two parallel blocks.
+/* Classes, per dtype: for float32 N * C is work enough for two or more of the library's threads
+ * (at least 2 NLL_THREAD_WORK), so they run inside the test's; the others span two parallel blocks.
  * NLL_TEST_SMALL=1 (valgrind) cuts them tenfold: one block, one thread. */
 static int64_t classes[N_DTYPES] = {6600, 900, 900, 900};
 
