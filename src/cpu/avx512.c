@@ -10,6 +10,7 @@
 #define NLL_VLOADN(p, n, fill) _mm512_mask_loadu_ps(_mm512_set1_ps(fill), tail_mask(n), p)
 #define NLL_VSTORE(p, v) _mm512_storeu_ps(p, v)
 #define NLL_VSTOREN(p, v, n) _mm512_mask_storeu_ps(p, tail_mask(n), v)
+#define NLL_VSTREAM2(p, a, b) (_mm512_stream_ps((void *)(p), a), _mm512_stream_ps((void *)((p) + 64), b))
 #include "simd_rows.h"
 #include "ref_body.h"
 
@@ -20,7 +21,8 @@
 #define NLL_VSTORE(p, v) _mm256_storeu_si256((void *)(p), bf16_narrow(v))
 #define NLL_VSTOREN(p, v, n) _mm256_mask_storeu_epi16(p, tail_mask(n), bf16_narrow(v))
 #define NLL_VLOAD2(p, even, odd) bf16_load_pair(p, &(even), &(odd))
-#define NLL_VSTORE2(p, even, odd) bf16_store_pair(p, even, odd)
+#define NLL_VSTORE2(p, even, odd) _mm512_storeu_si512(p, bf16_join_pair(even, odd))
+#define NLL_VSTREAM2(p, even, odd) _mm512_stream_si512((void *)(p), bf16_join_pair(even, odd))
 #include "simd_rows.h"
 #include "ref_body.h"
 

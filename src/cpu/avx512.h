@@ -119,10 +119,9 @@ static inline __m256i bf16_narrow(__m512 v) {
 }
 
 /* 32 bfloat16 from their even and odd elements, as bf16_load_pair splits them */
-static inline void bf16_store_pair(void *p, __m512 even, __m512 odd) {
-    _mm512_storeu_si512(p, _mm512_mask_blend_epi16(0xAAAAAAAAu,
-                                                   _mm512_srli_epi32(bf16_round(even), 16),
-                                                   bf16_round(odd)));
+static inline __m512i bf16_join_pair(__m512 even, __m512 odd) {
+    return _mm512_mask_blend_epi16(0xAAAAAAAAu, _mm512_srli_epi32(bf16_round(even), 16),
+                                   bf16_round(odd));
 }
 
 static inline __m256i half_narrow(__m512 v) {

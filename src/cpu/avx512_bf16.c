@@ -7,14 +7,14 @@
 
 static inline __m256i bf16_narrow_insn(__m512 v) { return (__m256i)_mm512_cvtneps_pbh(v); }
 
-/* bf16_store_pair's result: both vectors rounded at once, then the even and odd halves
+/* bf16_join_pair's result: both vectors rounded at once, then the even and odd halves
  * interleaved back into element order */
-static inline void bf16_store_pair_insn(void *p, __m512 even, __m512 odd) {
+static inline __m512i bf16_join_pair_insn(__m512 even, __m512 odd) {
     const __m512i interleave =
         _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                          22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     __m512i halves = (__m512i)_mm512_cvtne2ps_pbh(odd, even); /* even in words 0-15 */
-    _mm512_storeu_si512(p, _mm512_permutexvar_epi16(interleave, halves));
+    return _mm512_permutexvar_epi16(interleave, halves);
 }
 
 #define NLL_DTYPE_BF16
@@ -24,7 +24,8 @@ static inline void bf16_store_pair_insn(void *p, __m512 even, __m512 odd) {
 #define NLL_VSTORE(p, v) _mm256_storeu_si256((void *)(p), bf16_narrow_insn(v))
 #define NLL_VSTOREN(p, v, n) _mm256_mask_storeu_epi16(p, tail_mask(n), bf16_narrow_insn(v))
 #define NLL_VLOAD2(p, even, odd) bf16_load_pair(p, &(even), &(odd))
-#define NLL_VSTORE2(p, even, odd) bf16_store_pair_insn(p, even, odd)
+#define NLL_VSTORE2(p, even, odd) _mm512_storeu_si512(p, bf16_join_pair_insn(even, odd))
+#define NLL_VSTREAM2(p, even, odd) _mm512_stream_si512((void *)(p), bf16_join_pair_insn(even, odd))
 #include "simd_rows.h"
 #include "ref_body.h"
 

@@ -238,8 +238,9 @@ typedef struct FN(loss_job) {
     const nll_loss_problem *p;
     nll_blocks plan;
     int want_loss, want_grad;
-    double denominator; /* MEAN: sum of w[t] (class indices) or the sample count */
-    NLL_A weight_sum;   /* sum over all classes of w[c] */
+    int stream_gradient; /* see FN(streams_gradient) */
+    double denominator;  /* MEAN: sum of w[t] (class indices) or the sample count */
+    NLL_A weight_sum;    /* sum over all classes of w[c] */
     double loss_partial[NLL_MAX_BLOCKS];   /* nll terms (or sum w q log p) */
     double weight_partial[NLL_MAX_BLOCKS]; /* nll_loss: W; cross_entropy: smoothing terms */
 } FN(loss_job);
@@ -447,9 +448,21 @@ static int FN(keeps_exp)(const FN(loss_job) *job) {
            p->classes > 0 && p->classes <= NLL_KEPT_CLASSES;
 }
 
+/* Whether kept exponentials are written to memory by streaming stores: a gradient apart from
+ * the logits and far larger than the caches would otherwise be read in before being written
+ * over, one more pass over memory. Its exponentials are then kept in scratch. */
+#define NLL_STREAM_BYTES ((int64_t)64 << 20)
+
+static int FN(streams_gradient)(const FN(loss_job) *job) {
+    const nll_loss_problem *p = job->p;
+    return FN(keeps_exp)(job) && p->grad.data != p->input.data &&
+           p->samples * p->classes * (int64_t)sizeof(NLL_T) >= NLL_STREAM_BYTES;
+}
+
 static int FN(keeps_exp_in_scratch)(const FN(loss_job) *job) {
     return FN(keeps_exp)(job) &&
-           (sizeof(NLL_T) != sizeof(float) || (uintptr_t)job->p->grad.data % sizeof(float));
+           (sizeof(NLL_T) != sizeof(float) || (uintptr_t)job->p->grad.data % sizeof(float) ||
+            job->stream_gradient);
 }
 #endif
 
@@ -546,9 +559,10 @@ NLL_ROW_STEP void FN(class_gradient)(const FN(loss_job) *job, const int64_t *at,
     terms.target = terms.target >= first && terms.target < first + n ? terms.target - first : -1;
 #ifdef NLL_FAST_FUSED
     if (kept) {
-        FN(fast_row_gradient_kept)(kept + first,
-                                   p->grad.data + (at[NLL_SLOT_GRAD] + first) * item, n,
-                                   block_max + first / NLL_ROW_BLOCK, &terms, r->x_t);
+        char *grad = p->grad.data + (at[NLL_SLOT_GRAD] + first) * item;
+        FN(fast_row_gradient_kept)(kept + first, grad, n, block_max + first / NLL_ROW_BLOCK,
+                                   &terms, r->x_t,
+                                   job->stream_gradient && (uintptr_t)grad % 64 == 0);
         return;
     }
 #else
@@ -1044,6 +1058,10 @@ static void FN(cross_entropy)(const nll_loss_problem *p, int want_loss, int want
     job.p = p;
     job.want_loss = want_loss;
     job.want_grad = want_grad;
+    job.stream_gradient = 0;
+#ifdef NLL_FAST_FUSED
+    job.stream_gradient = FN(streams_gradient)(&job);
+#endif
     job.denominator = 1.0;
     if (p->reduction == NLL_REDUCTION_MEAN) /* probabilities: numel / C, as PyTorch (0/0 = NaN) */
         job.denominator = !p->probability ? FN(class_weight_total)(p)

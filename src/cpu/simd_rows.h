@@ -13,6 +13,7 @@
  *   NLL_VLOAD2(p, a, b), NLL_VSTORE2(p, a, b)   2 NLL_VLEN elements as two vectors, in any
  *                                      fixed order of elements to lanes (bfloat16: the even
  *                                      and odd elements); by default two NLL_VLOADs in order
+ *   NLL_VSTREAM2(p, a, b)              NLL_VSTORE2 by streaming stores, p 64-byte aligned
  * and, for the short-row kernel of ref_body.h (NLL_VLEN rows at a time, one per lane),
  *   NLL_VDIV, NLL_VTRANSPOSE(NLL_V rows[NLL_VLEN])   a division; an in-place lane transpose
  *   NLL_VI, NLL_VILOAD(int32_t *)      int32 lanes (class indices)
@@ -29,6 +30,9 @@
 #ifndef NLL_VLOAD2
 #define NLL_VLOAD2(p, a, b) ((a) = NLL_VLOAD(p), (b) = NLL_VLOAD((p) + NLL_VLEN * NLL_TSIZE))
 #define NLL_VSTORE2(p, a, b) (NLL_VSTORE(p, a), NLL_VSTORE((p) + NLL_VLEN * NLL_TSIZE, b))
+#endif
+#ifndef NLL_VSTREAM2
+#define NLL_VSTREAM2(p, a, b) NLL_VSTORE2(p, a, b)
 #endif
 #define NLL_PAIR (2 * NLL_VLEN)
 #ifndef NLL_PREFETCH_AHEAD
@@ -229,7 +233,7 @@ static void FN(fast_row_softmax_backward_apply)(const char *y, const char *g, ch
 
 static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t classes,
                                        const float *block_max, const FN(gradient_terms) *terms,
-                                       NLL_A x_t) {
+                                       NLL_A x_t, int stream) {
     for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
         const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
         char *block = grad + start * NLL_TSIZE;
@@ -238,6 +242,10 @@ static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t cl
         const NLL_V factor = NLL_VSET1(
             (float)(exp((double)block_max[b] - terms->max - terms->log_sum) * -terms->sum_g));
         int64_t i = 0;
+        if (stream) /* grad is 64-byte aligned, and so is every pair of a block */
+            for (; i + NLL_PAIR <= n; i += NLL_PAIR)
+                NLL_VSTREAM2(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADF(values + i), factor),
+                             NLL_VMUL(NLL_VLOADF(values + i + NLL_VLEN), factor));
         for (; i + NLL_PAIR <= n; i += NLL_PAIR)
             NLL_VSTORE2(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADF(values + i), factor),
                         NLL_VMUL(NLL_VLOADF(values + i + NLL_VLEN), factor));
@@ -247,6 +255,8 @@ static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t cl
             NLL_VSTOREN(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADFN(values + i, n - i), factor),
                         n - i);
     }
+    if (stream) /* the streamed row is complete and ordered before any later store */
+        _mm_sfence();
     if (terms->target >= 0) {
         NLL_A log_p = (x_t - terms->max) - terms->log_sum;
         FN(store)(grad, terms->target, terms->target_g - NLL_EXP(log_p) * terms->sum_g);
@@ -259,3 +269,4 @@ static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t cl
 
 #undef NLL_TSIZE
 #undef NLL_PAIR
+#undef NLL_VSTREAM2
