@@ -137,10 +137,11 @@ NLL_API nll_status nll_context_set_threads(nll_context *ctx, int threads);
 NLL_API int nll_context_threads(const nll_context *ctx);
 
 /* The instruction set the context's kernels use: "avx512bf16" (AVX-512 with its bfloat16
- * conversions), "avx512", "avx2" or "ref" (the portable scalar reference). A new context takes the best one the CPU has, or a lower one named by
- * the environment variable NLL_ARCH. Asking for one the CPU lacks gives the best it has; an
- * unknown name is NLL_ERROR_INVALID_ARCH. Results agree across instruction sets within
- * rounding; for one instruction set they are bitwise reproducible. */
+ * conversions), "avx512", "avx2" or "ref" (the portable scalar reference). A new context takes
+ * the best one the CPU has, or a lower one named by the environment variable NLL_ARCH. Asking
+ * for one the CPU lacks gives the best it has; an unknown name is NLL_ERROR_INVALID_ARCH.
+ * Results agree across instruction sets within rounding; for one instruction set they are
+ * bitwise reproducible. */
 NLL_API nll_status nll_context_set_arch(nll_context *ctx, const char *arch);
 NLL_API const char *nll_context_arch(const nll_context *ctx);
 

@@ -3,7 +3,7 @@
  * by each instruction set's file (avx512.c, avx2.c), which defines
  *   NLL_V, NLL_VLEN                    the float32 vector type and its lane count
  *   NLL_VSET1 NLL_VADD NLL_VSUB NLL_VMUL NLL_VMAX NLL_VFMA(a, b, c) = a * b + c
- *   NLL_VEXP, NLL_VLOG                 exp and log (src/cpu/vmath.h): NaN in NaN out, within 1 ulp
+ *   NLL_VEXP, NLL_VLOG                 exp and log (src/cpu/vmath.h): NaN in NaN out, within 2.2 ulp
  *   NLL_VHSUM, NLL_VHMAX               horizontal sum and max, to float
  *   NLL_VKEEP(v, n)                    v with lanes n and above set to 0
  *   NLL_VLOAD(p), NLL_VSTORE(p, v)     a full vector of NLL_T at p (char *), as float32
