@@ -21,22 +21,28 @@
 #define NLL_EXP_C4 0.041890114545822144f
 #define NLL_EXP_C5 0.008312526158988476f
 
+/* k and p = e^r for a clamped x, in the vector type T whose intrinsics start with ISA */
+#define NLL_EXP_REDUCE(T, ISA, x, k, p)                                                        \
+    do {                                                                                       \
+        const T shifter_ = ISA##_set1_ps(NLL_EXP_SHIFTER);                                     \
+        k = ISA##_sub_ps(ISA##_fmadd_ps(x, ISA##_set1_ps(NLL_EXP_LOG2E), shifter_), shifter_); \
+        T r_ = ISA##_fnmadd_ps(k, ISA##_set1_ps(NLL_EXP_LN2_HI), x);                           \
+        r_ = ISA##_fnmadd_ps(k, ISA##_set1_ps(NLL_EXP_LN2_LO), r_);                            \
+        p = ISA##_set1_ps(NLL_EXP_C5);                                                         \
+        p = ISA##_fmadd_ps(p, r_, ISA##_set1_ps(NLL_EXP_C4));                                  \
+        p = ISA##_fmadd_ps(p, r_, ISA##_set1_ps(NLL_EXP_C3));                                  \
+        p = ISA##_fmadd_ps(p, r_, ISA##_set1_ps(NLL_EXP_C2));                                  \
+        p = ISA##_fmadd_ps(p, r_, ISA##_set1_ps(1.0f));                                        \
+        p = ISA##_fmadd_ps(p, r_, ISA##_set1_ps(1.0f));                                        \
+    } while (0)
+
 #if defined(__AVX512F__)
 /* vscalefps applies 2^k with correct overflow to inf, and underflow through the subnormals to
  * 0. Clamping first keeps k and r finite; max/min take the NaN operand last, so NaN passes. */
 static inline __m512 nll_exp_avx512(__m512 x) {
     x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
-    const __m512 shifter = _mm512_set1_ps(NLL_EXP_SHIFTER);
-    __m512 k = _mm512_sub_ps(
-        _mm512_fmadd_ps(x, _mm512_set1_ps(NLL_EXP_LOG2E), shifter), shifter);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(NLL_EXP_LN2_HI), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(NLL_EXP_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(NLL_EXP_C5);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(NLL_EXP_C4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(NLL_EXP_C3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(NLL_EXP_C2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 k, p;
+    NLL_EXP_REDUCE(__m512, _mm512, x, k, p);
     return _mm512_scalef_ps(p, k);
 }
 
@@ -78,17 +84,8 @@ static inline __m256 nll_exp_avx2(__m256 x) {
     const __m256 low = _mm256_set1_ps(-87.3365478515625f);
     const __m256 high = _mm256_set1_ps(88.72283935546875f);
     __m256 clamped = _mm256_min_ps(high, _mm256_max_ps(low, x));
-    const __m256 shifter = _mm256_set1_ps(NLL_EXP_SHIFTER);
-    __m256 k = _mm256_sub_ps(
-        _mm256_fmadd_ps(clamped, _mm256_set1_ps(NLL_EXP_LOG2E), shifter), shifter);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(NLL_EXP_LN2_HI), clamped);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(NLL_EXP_LN2_LO), r);
-    __m256 p = _mm256_set1_ps(NLL_EXP_C5);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(NLL_EXP_C4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(NLL_EXP_C3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(NLL_EXP_C2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256 k, p;
+    NLL_EXP_REDUCE(__m256, _mm256, clamped, k, p);
     __m256i k_int = _mm256_cvtps_epi32(k);
     __m256i half = _mm256_srai_epi32(k_int, 1);
     const __m256i bias = _mm256_set1_epi32(127);
