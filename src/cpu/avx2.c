@@ -35,6 +35,7 @@ static inline __m256 keep_avx2(__m256 v, int64_t n) {
 #define NLL_VMAX(a, b) _mm256_max_ps(a, b)
 #define NLL_VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define NLL_VEXP(v) nll_exp_avx2(v)
+#define NLL_VEXP_SHIFTED(v) nll_exp_nonpos_avx2(v)
 #define NLL_VLOADF(p) _mm256_loadu_ps(p)
 #define NLL_VSTOREF(p, v) _mm256_storeu_ps(p, v)
 #define NLL_VLOADFN(p, n) load_float_tail(p, n)

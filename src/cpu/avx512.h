@@ -20,6 +20,7 @@ static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u
 #define NLL_VMAX(a, b) _mm512_max_ps(a, b)
 #define NLL_VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define NLL_VEXP(v) nll_exp_avx512(v)
+#define NLL_VEXP_SHIFTED(v) nll_exp_nonpos_avx512(v)
 #define NLL_VLOADF(p) _mm512_loadu_ps(p)
 #define NLL_VSTOREF(p, v) _mm512_storeu_ps(p, v)
 #define NLL_VLOADFN(p, n) _mm512_maskz_loadu_ps(tail_mask(n), p)

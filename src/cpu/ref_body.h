@@ -696,7 +696,7 @@ static inline void FN(small_rows_of)(const FN(loss_job) *job, int64_t begin, int
             for (int64_t c = 0; c < classes; c++)
                 w_t = NLL_VSELECT_EQ(t, (int)c, NLL_VSET1(weight[c]), w_t);
         for (int64_t c = 0; c < classes; c++) {
-            v[c] = NLL_VEXP(NLL_VSUB(v[c], max));
+            v[c] = NLL_VEXP_SHIFTED(NLL_VSUB(v[c], max));
             sum = NLL_VADD(sum, v[c]);
         }
         /* -(log p[t] * w[t]), as PyTorch forms it; 0 for ignored rows and lanes past the last

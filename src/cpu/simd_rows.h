@@ -3,7 +3,8 @@
  * by each instruction set's file (avx512.c, avx2.c), which defines
  *   NLL_V, NLL_VLEN                    the float32 vector type and its lane count
  *   NLL_VSET1 NLL_VADD NLL_VSUB NLL_VMUL NLL_VMAX NLL_VFMA(a, b, c) = a * b + c
- *   NLL_VEXP, NLL_VLOG                 exp and log (src/cpu/vmath.h): NaN in NaN out, within 2.2 ulp
+ *   NLL_VEXP, NLL_VLOG                 exp and log (src/cpu/vmath.h): NaN in NaN out, a few ulp
+ *   NLL_VEXP_SHIFTED                   exp for x <= 0 (shifted logits): no upper clamp
  *   NLL_VHSUM, NLL_VHMAX               horizontal sum and max, to float
  *   NLL_VKEEP(v, n)                    v with lanes n and above set to 0
  *   NLL_VLOAD(p), NLL_VSTORE(p, v)     a full vector of NLL_T at p (char *), as float32
@@ -93,8 +94,8 @@ static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float
         for (int64_t line = 0; line < NLL_PAIR * NLL_TSIZE; line += 64)
             _mm_prefetch(ahead + i * NLL_TSIZE + line, _MM_HINT_T1);
         NLL_VLOAD2(block + i * NLL_TSIZE, a, b);
-        a = NLL_VEXP(NLL_VSUB(a, shift));
-        b = NLL_VEXP(NLL_VSUB(b, shift));
+        a = NLL_VEXP_SHIFTED(NLL_VSUB(a, shift));
+        b = NLL_VEXP_SHIFTED(NLL_VSUB(b, shift));
         vsum = NLL_VADD(vsum, a);
         vsum2 = NLL_VADD(vsum2, b);
         if (out) {
@@ -104,13 +105,14 @@ static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float
     }
     vsum = NLL_VADD(vsum, vsum2);
     for (; i + NLL_VLEN <= n; i += NLL_VLEN) {
-        NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
+        NLL_V e = NLL_VEXP_SHIFTED(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
         vsum = NLL_VADD(vsum, e);
         if (out)
             NLL_VSTOREF(out + i, e);
     }
     if (i < n) {
-        NLL_V e = NLL_VEXP(NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
+        NLL_V e = NLL_VEXP_SHIFTED(
+            NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
         vsum = NLL_VADD(vsum, e);
         if (out)
             NLL_VSTOREFN(out + i, e, n - i);
@@ -149,7 +151,8 @@ static void FN(fast_row_class_gradient)(const char *x, char *grad, int64_t class
     const NLL_V minus_smooth = NLL_VSET1(-terms->smooth_g);
     int64_t i = 0;
     for (; i + NLL_VLEN <= classes; i += NLL_VLEN) {
-        NLL_V p = NLL_VEXP(NLL_VSUB(NLL_VSUB(NLL_VLOAD(x + i * NLL_TSIZE), vmax), vlog_sum));
+        NLL_V p =
+            NLL_VEXP_SHIFTED(NLL_VSUB(NLL_VSUB(NLL_VLOAD(x + i * NLL_TSIZE), vmax), vlog_sum));
         NLL_V g = NLL_VMUL(p, minus_sum_g);
         if (terms->smoothing)
             g = weight ? NLL_VFMA(minus_smooth, NLL_VLOAD(weight + i * NLL_TSIZE), g)
@@ -158,8 +161,8 @@ static void FN(fast_row_class_gradient)(const char *x, char *grad, int64_t class
     }
     if (i < classes) {
         const int64_t n = classes - i;
-        NLL_V p = NLL_VEXP(NLL_VSUB(NLL_VSUB(NLL_VLOADN(x + i * NLL_TSIZE, n, 0.0f), vmax),
-                                    vlog_sum));
+        NLL_V p = NLL_VEXP_SHIFTED(
+            NLL_VSUB(NLL_VSUB(NLL_VLOADN(x + i * NLL_TSIZE, n, 0.0f), vmax), vlog_sum));
         NLL_V g = NLL_VMUL(p, minus_sum_g);
         if (terms->smoothing)
             g = weight ? NLL_VFMA(minus_smooth, NLL_VLOADN(weight + i * NLL_TSIZE, n, 0.0f), g)
