@@ -98,24 +98,27 @@ typedef struct FN(gradient_terms) {
     int smoothing;
 } FN(gradient_terms);
 
-/* Folds one block's max and sum of exp(x - block max) into a row's running pair. A row's
+/* Folds one block's shift (its max, or a value near it: FN(block_stats)) and sum of
+ * exp(x - shift) into a row's running pair; the row's `max` is then the largest shift, a
+ * value its exponentials are taken against, the max itself or a little below it. A row's
  * statistics are this fold over fixed blocks in order, wherever the blocks were computed. An
  * all -inf block adds nothing, but a NaN in it (a NaN never wins the max) poisons the sum.
  * A poisoned sum is the one quiet NaN: which input NaN's payload a sum of NaNs carries
  * depends on how the compiler ordered the operands of each copy of the block code, and the
  * split and whole-row walks must give the same bits. */
-static inline void FN(fold_stats)(NLL_A *max, double *sum, NLL_A block_max, double block_sum) {
+static inline void FN(fold_stats)(NLL_A *max, double *sum, NLL_A block_shift,
+                                  double block_sum) {
     if (*sum != *sum || block_sum != block_sum) {
         *sum = NAN;
-    } else if (block_max == -INFINITY) {
+    } else if (block_shift == -INFINITY) {
         return;
     } else if (*max == -INFINITY) { /* the first block with a finite max: nothing to rescale */
         *sum = block_sum;
-        *max = block_max;
-    } else if (block_max > *max) {
-        *sum = *sum * exp((double)*max - block_max) + block_sum;
-        *max = block_max;
+        *max = block_shift;
+    } else if (block_shift > *max) {
+        *sum = *sum * exp((double)*max - block_shift) + block_sum;
+        *max = block_shift;
     } else {
-        *sum += block_sum * exp((double)block_max - *max);
+        *sum += block_sum * exp((double)block_shift - *max);
     }
 }

@@ -8,7 +8,9 @@
  * are contiguous take them; every other layout takes the scalar loops here. */
 
 /* Row statistics, max and log(sum(exp(x - max))), are a fold over fixed blocks of the row: each
- * block's max and sum of exp(x - block max), merged in order (FN(fold_stats), dtype.h). A long
+ * block's shift and sum of exp(x - shift), merged in order (FN(fold_stats), dtype.h). The shift
+ * is the block's max, or for vector rows a guess near it that keeps every exp finite (so `max`
+ * may be a little below the row's true max; log_sum makes up the difference). A long
  * row can then be cut at block boundaries, its blocks computed on any threads, and folded to
  * the same bits. Blocks are L1-sized for vector rows (read once from memory), NLL_BLOCK_WORK
  * elements for scalar ones (a row of one block is a plain two-pass max, then sum). A NaN never
@@ -23,12 +25,13 @@ static int64_t FN(row_block)(int64_t stride) {
     return NLL_BLOCK_WORK;
 }
 
-/* One block of n elements; kept: see FN(fast_block_stats) (contiguous rows only). */
+/* One block of n elements: its shift and sum of exp(x - shift); kept: see FN(fast_block_stats)
+ * (contiguous rows only). The scalar loops shift by the block's max. */
 NLL_ROW_STEP void FN(block_stats)(const char *x, int64_t offset, int64_t stride, int64_t n,
-                                  float *kept, NLL_A *max_out, double *sum_out) {
+                                  float *kept, NLL_A *shift_out, double *sum_out) {
 #ifdef NLL_FAST_ROWS
     if (stride == 1) {
-        FN(fast_block_stats)(x + offset * (int64_t)sizeof(NLL_T), n, kept, max_out, sum_out);
+        FN(fast_block_stats)(x + offset * (int64_t)sizeof(NLL_T), n, kept, shift_out, sum_out);
         return;
     }
 #endif
@@ -47,27 +50,27 @@ NLL_ROW_STEP void FN(block_stats)(const char *x, int64_t offset, int64_t stride,
         else if (v != v)
             sum = NAN;
     }
-    *max_out = max;
+    *shift_out = max;
     *sum_out = sum;
 }
 
-/* With kept (contiguous rows), each block's exponentials are kept there and its max in
- * block_max_out: FN(fast_row_gradient_kept) then needs no second exp. */
+/* With kept (contiguous rows), each block's exponentials are kept there and its shift in
+ * block_shift_out: FN(fast_row_gradient_kept) then needs no second exp. */
 static void FN(row_stats_keeping)(const char *x, int64_t offset, int64_t stride,
                                   int64_t classes, float *kept, NLL_A *max_out,
-                                  NLL_A *log_sum_out, NLL_A *block_max_out) {
+                                  NLL_A *log_sum_out, NLL_A *block_shift_out) {
     const int64_t block = FN(row_block)(stride);
     NLL_A max = -INFINITY;
     double sum = 0;
     for (int64_t start = 0, b = 0; start < classes; start += block, b++) {
         const int64_t n = classes - start < block ? classes - start : block;
-        NLL_A block_max;
+        NLL_A block_shift;
         double block_sum;
         FN(block_stats)(x, offset + start * stride, stride, n, kept ? kept + start : NULL,
-                        &block_max, &block_sum);
-        if (block_max_out)
-            block_max_out[b] = block_max;
-        FN(fold_stats)(&max, &sum, block_max, block_sum);
+                        &block_shift, &block_sum);
+        if (block_shift_out)
+            block_shift_out[b] = block_shift;
+        FN(fold_stats)(&max, &sum, block_shift, block_sum);
     }
     *max_out = max;
     *log_sum_out = NLL_LOG((NLL_A)sum);
@@ -548,7 +551,7 @@ NLL_ROW_STEP void FN(class_finish)(const FN(loss_job) *job, const int64_t *at,
  * kept (with their blocks' maxima) or from the logits. */
 NLL_ROW_STEP void FN(class_gradient)(const FN(loss_job) *job, const int64_t *at,
                                      const FN(class_row) *r, int64_t first, int64_t n,
-                                     const float *kept, const NLL_A *block_max) {
+                                     const float *kept, const NLL_A *block_shift) {
     const nll_loss_problem *p = job->p;
     const int64_t item = (int64_t)sizeof(NLL_T);
     const int64_t x_class = p->class_stride[NLL_SLOT_INPUT];
@@ -560,14 +563,14 @@ NLL_ROW_STEP void FN(class_gradient)(const FN(loss_job) *job, const int64_t *at,
 #ifdef NLL_FAST_FUSED
     if (kept) {
         char *grad = p->grad.data + (at[NLL_SLOT_GRAD] + first) * item;
-        FN(fast_row_gradient_kept)(kept + first, grad, n, block_max + first / NLL_ROW_BLOCK,
+        FN(fast_row_gradient_kept)(kept + first, grad, n, block_shift + first / NLL_ROW_BLOCK,
                                    &terms, r->x_t,
                                    job->stream_gradient && (uintptr_t)grad % 64 == 0);
         return;
     }
 #else
     (void)kept;
-    (void)block_max;
+    (void)block_shift;
 #endif
     FN(row_class_gradient)(p->input.data, at[NLL_SLOT_INPUT] + first * x_class, x_class,
                            p->grad.data, at[NLL_SLOT_GRAD] + first * g_class, g_class, n,
@@ -597,12 +600,12 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
     const int64_t x_class = p->class_stride[NLL_SLOT_INPUT];
     float *kept = FN(kept_row)(job, at, keep_exp, scratch);
 #ifdef NLL_FAST_FUSED
-    NLL_A block_max[NLL_KEPT_BLOCKS];
+    NLL_A block_shift[NLL_KEPT_BLOCKS];
 #else
-    NLL_A *block_max = NULL;
+    NLL_A *block_shift = NULL;
 #endif
     FN(row_stats_keeping)(p->input.data, at[NLL_SLOT_INPUT], x_class, p->classes, kept, &r.max,
-                          &r.log_sum, kept ? block_max : NULL);
+                          &r.log_sum, kept ? block_shift : NULL);
     FN(class_terms)(job, at, &r);
     double smooth = 0;
     if (FN(class_wants_smooth)(job, &r))
@@ -612,7 +615,7 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
                                         r.log_sum);
     FN(class_finish)(job, at, &r, smooth, nll_sum, smooth_sum);
     if (job->want_grad)
-        FN(class_gradient)(job, at, &r, 0, p->classes, kept, block_max);
+        FN(class_gradient)(job, at, &r, 0, p->classes, kept, block_shift);
 }
 
 #ifdef NLL_FAST_ROWS
@@ -829,7 +832,7 @@ typedef struct FN(split_job) {
     float *scratch;                         /* where they are kept, when not in the gradient */
     FN(split_row) *row;
     double *block_sum, *block_a, *block_b; /* [row * blocks + block] */
-    NLL_A *block_max;
+    NLL_A *block_shift;
 } FN(split_job);
 
 /* Block statistics of classes [start, start + n) of row r. */
@@ -839,7 +842,7 @@ static void FN(split_stats)(FN(split_job) *s, int64_t r, const char *x, int64_t 
         const int64_t b = r * s->blocks + c / s->block;
         FN(block_stats)(x, offset + c * stride, stride,
                         start + n - c < s->block ? start + n - c : s->block,
-                        kept ? kept + c : NULL, &s->block_max[b], &s->block_sum[b]);
+                        kept ? kept + c : NULL, &s->block_shift[b], &s->block_sum[b]);
     }
 }
 
@@ -847,7 +850,7 @@ static void FN(split_fold)(const FN(split_job) *s, int64_t r, FN(class_row) *out
     NLL_A max = -INFINITY;
     double sum = 0;
     for (int64_t b = r * s->blocks; b < (r + 1) * s->blocks; b++)
-        FN(fold_stats)(&max, &sum, s->block_max[b], s->block_sum[b]);
+        FN(fold_stats)(&max, &sum, s->block_shift[b], s->block_sum[b]);
     out->max = max;
     out->log_sum = NLL_LOG((NLL_A)sum);
 }
@@ -899,7 +902,7 @@ static void FN(split_loss_chunk)(FN(split_job) *s, int phase, int64_t r, int64_t
                 row->c.max, row->c.log_sum);
     }
     if (job->want_grad)
-        FN(class_gradient)(job, at, &row->c, start, n, kept, s->block_max + r * s->blocks);
+        FN(class_gradient)(job, at, &row->c, start, n, kept, s->block_shift + r * s->blocks);
 }
 
 static void FN(split_softmax_chunk)(FN(split_job) *s, int phase, int64_t r, int64_t start,
@@ -1037,7 +1040,7 @@ static int FN(split_rows)(FN(loss_job) *loss, const FN(softmax_job) *softmax, in
     s.block_sum = (double *)(void *)(memory + (size_t)rows * sizeof(FN(split_row)));
     s.block_a = s.block_sum + cells;
     s.block_b = s.block_a + cells;
-    s.block_max = (NLL_A *)(void *)(s.block_b + cells);
+    s.block_shift = (NLL_A *)(void *)(s.block_b + cells);
     nll_iter it = *walk;
     for (int64_t r = 0; r < rows; r++, nll_iter_next(&it)) {
         memcpy(s.row[r].at, it.offset, sizeof it.offset);

@@ -49,15 +49,89 @@ static int FN(fast_has_nan)(const char *x, int64_t n) {
     return 0;
 }
 
-/* max and sum of exp(x - max) of one block of at most NLL_ROW_BLOCK elements: the block's max,
- * then its exp-sum from L1. ref_body.h folds the blocks of a row (FN(fold_stats)), so a row is
- * read once from memory. With out (float32 lanes; for a float32 row it may be x itself),
- * exp(x - block max) is also written there: the fused gradient then needs no second exp.
- * Both sweeps take NLL_PAIR elements at a time (NLL_VLOAD2's order, which `out` keeps, and
- * FN(fast_row_gradient_kept) reads back the same way), then one vector, then a masked tail. */
-static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float *max_out,
+/* sum of exp(x - shift) over one block of n elements, taken NLL_PAIR elements at a time
+ * (NLL_VLOAD2's order, which `out` keeps, and FN(fast_row_gradient_kept) reads back the same
+ * way), then one vector, then a masked tail; with out, each exp is also written there, and with
+ * copy (a float32 block only), each x before it is overwritten. While it
+ * runs it asks for the lines NLL_PREFETCH_AHEAD bytes past this block into L2 (measured a
+ * little faster than the next block into L1), at the pace the sweep moves. Prefetches past the
+ * tensor's end are dropped, not faulted. */
+static float FN(fast_block_exp_sum)(const char *block, int64_t n, float shift_value, float *out,
+                                    float *copy) {
+    const NLL_V shift = NLL_VSET1(shift_value);
+    NLL_V vsum = NLL_VSET1(0.0f), vsum2 = vsum, a, b;
+    const char *ahead = block + n * NLL_TSIZE + NLL_PREFETCH_AHEAD;
+    int64_t i = 0;
+    for (; i + NLL_PAIR <= n; i += NLL_PAIR) {
+        for (int64_t line = 0; line < NLL_PAIR * NLL_TSIZE; line += 64)
+            _mm_prefetch(ahead + i * NLL_TSIZE + line, _MM_HINT_T1);
+        NLL_VLOAD2(block + i * NLL_TSIZE, a, b);
+        if (copy) {
+            NLL_VSTOREF(copy + i, a);
+            NLL_VSTOREF(copy + i + NLL_VLEN, b);
+        }
+        a = NLL_VEXP_SHIFTED(NLL_VSUB(a, shift));
+        b = NLL_VEXP_SHIFTED(NLL_VSUB(b, shift));
+        vsum = NLL_VADD(vsum, a);
+        vsum2 = NLL_VADD(vsum2, b);
+        if (out) {
+            NLL_VSTOREF(out + i, a);
+            NLL_VSTOREF(out + i + NLL_VLEN, b);
+        }
+    }
+    vsum = NLL_VADD(vsum, vsum2);
+    for (; i + NLL_VLEN <= n; i += NLL_VLEN) {
+        const NLL_V v = NLL_VLOAD(block + i * NLL_TSIZE);
+        if (copy)
+            NLL_VSTOREF(copy + i, v);
+        NLL_V e = NLL_VEXP_SHIFTED(NLL_VSUB(v, shift));
+        vsum = NLL_VADD(vsum, e);
+        if (out)
+            NLL_VSTOREF(out + i, e);
+    }
+    if (i < n) {
+        const NLL_V v = NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY);
+        if (copy)
+            NLL_VSTOREFN(copy + i, v, n - i);
+        NLL_V e = NLL_VEXP_SHIFTED(NLL_VSUB(v, shift));
+        vsum = NLL_VADD(vsum, e);
+        if (out)
+            NLL_VSTOREFN(out + i, e, n - i);
+    }
+    return NLL_VHSUM(vsum);
+}
+
+/* A block's shift and sum of exp(x - shift), for one block of at most NLL_ROW_BLOCK elements;
+ * ref_body.h folds the blocks of a row (FN(fold_stats)), so a row is read once from memory.
+ * With out (float32 lanes; for a float32 row it may be x itself), exp(x - shift) is also
+ * written there: the fused gradient then needs no second exp.
+ * The shift is first guessed as the max of the block's first NLL_PAIR elements, and the block
+ * summed in one sweep from memory (a max sweep first would cost as much again). Logits seldom
+ * rise 88 above that guess, so the sum stays finite; if it does not (an element that high, +inf
+ * or NaN), the block takes two sweeps from L1: its max, then exp(x - max) as the shift. Either
+ * way the shift depends on the block alone, so results are the same for any thread count, and
+ * in place or not. */
+static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float *shift_out,
                                  double *sum_out) {
     NLL_V vmax = NLL_VSET1(-INFINITY), vmax2 = vmax, a, b;
+    float stash[NLL_ROW_BLOCK];
+    if (n >= NLL_PAIR) {
+        NLL_VLOAD2(block, a, b);
+        const float guess = NLL_VHMAX(NLL_VMAX(a, b));
+        if (isfinite(guess)) {
+            /* A float32 row kept over itself loses the block to the sweep: a copy in L1 lets
+             * the two sweeps start again from it. */
+            const int in_place = (const char *)out == block;
+            const float sum = FN(fast_block_exp_sum)(block, n, guess, out, in_place ? stash : NULL);
+            if (isfinite(sum)) {
+                *shift_out = guess;
+                *sum_out = sum;
+                return;
+            }
+            if (in_place)
+                block = (const char *)stash;
+        }
+    }
     int64_t i = 0;
     for (; i + NLL_PAIR <= n; i += NLL_PAIR) {
         NLL_VLOAD2(block + i * NLL_TSIZE, a, b);
@@ -70,7 +144,7 @@ static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float
     if (i < n)
         vmax = NLL_VMAX(vmax, NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY));
     const float block_max = NLL_VHMAX(vmax);
-    *max_out = block_max;
+    *shift_out = block_max;
     if (block_max == -INFINITY) {
         /* all -inf adds nothing, but a NaN that lost the max must still poison the row */
         *sum_out = FN(fast_has_nan)(block, n) ? NAN : 0;
@@ -83,41 +157,7 @@ static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float
             }
         return;
     }
-    const NLL_V shift = NLL_VSET1(block_max);
-    NLL_V vsum = NLL_VSET1(0.0f), vsum2 = vsum;
-    /* The exp sweep reads L1 and would leave memory idle: meanwhile it asks for the lines
-     * NLL_PREFETCH_AHEAD bytes past this block into L2 (measured a little faster than the
-     * next block into L1), at the pace the sweep moves. Prefetches past the tensor's end are
-     * dropped, not faulted. */
-    const char *ahead = block + n * NLL_TSIZE + NLL_PREFETCH_AHEAD;
-    for (i = 0; i + NLL_PAIR <= n; i += NLL_PAIR) {
-        for (int64_t line = 0; line < NLL_PAIR * NLL_TSIZE; line += 64)
-            _mm_prefetch(ahead + i * NLL_TSIZE + line, _MM_HINT_T1);
-        NLL_VLOAD2(block + i * NLL_TSIZE, a, b);
-        a = NLL_VEXP_SHIFTED(NLL_VSUB(a, shift));
-        b = NLL_VEXP_SHIFTED(NLL_VSUB(b, shift));
-        vsum = NLL_VADD(vsum, a);
-        vsum2 = NLL_VADD(vsum2, b);
-        if (out) {
-            NLL_VSTOREF(out + i, a);
-            NLL_VSTOREF(out + i + NLL_VLEN, b);
-        }
-    }
-    vsum = NLL_VADD(vsum, vsum2);
-    for (; i + NLL_VLEN <= n; i += NLL_VLEN) {
-        NLL_V e = NLL_VEXP_SHIFTED(NLL_VSUB(NLL_VLOAD(block + i * NLL_TSIZE), shift));
-        vsum = NLL_VADD(vsum, e);
-        if (out)
-            NLL_VSTOREF(out + i, e);
-    }
-    if (i < n) {
-        NLL_V e = NLL_VEXP_SHIFTED(
-            NLL_VSUB(NLL_VLOADN(block + i * NLL_TSIZE, n - i, -INFINITY), shift));
-        vsum = NLL_VADD(vsum, e);
-        if (out)
-            NLL_VSTOREFN(out + i, e, n - i);
-    }
-    *sum_out = NLL_VHSUM(vsum);
+    *sum_out = FN(fast_block_exp_sum)(block, n, block_max, out, NULL);
 }
 
 /* sum of w * log p over one block of at most NLL_ROW_BLOCK elements (w = 1 without weight) */
@@ -222,9 +262,9 @@ static void FN(fast_row_softmax_backward_apply)(const char *y, const char *g, ch
 }
 
 /* The fused gradient with one exp per element. The row statistics (FN(row_stats_keeping) in
- * ref_body.h) write exp(x - block max) as float32 — into the gradient row itself for float32
+ * ref_body.h) write exp(x - block shift) as float32 — into the gradient row itself for float32
  * (which may be the logits), else into a row of scratch — and the gradient sweep, from cache,
- * rescales each block by exp(block max - max - log_sum) * -sum_g and rounds once to the output
+ * rescales each block by exp(block shift - max - log_sum) * -sum_g and rounds once to the output
  * dtype. Blocks are independent, so a long row may be rescaled in pieces that start at block
  * boundaries. */
 #ifndef NLL_KEPT_BLOCKS
@@ -235,15 +275,15 @@ static void FN(fast_row_softmax_backward_apply)(const char *y, const char *g, ch
 #endif
 
 static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t classes,
-                                       const float *block_max, const FN(gradient_terms) *terms,
+                                       const float *block_shift, const FN(gradient_terms) *terms,
                                        NLL_A x_t, int stream) {
     for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
         const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
         char *block = grad + start * NLL_TSIZE;
         const float *values = kept + start;
-        /* softmax = kept * exp(block max - max - log_sum); 0 * NaN stays NaN as in PyTorch */
+        /* softmax = kept * exp(block shift - max - log_sum); 0 * NaN stays NaN as in PyTorch */
         const NLL_V factor = NLL_VSET1(
-            (float)(exp((double)block_max[b] - terms->max - terms->log_sum) * -terms->sum_g));
+            (float)(exp((double)block_shift[b] - terms->max - terms->log_sum) * -terms->sum_g));
         int64_t i = 0;
         if (stream) /* grad is 64-byte aligned, and so is every pair of a block */
             for (; i + NLL_PAIR <= n; i += NLL_PAIR)

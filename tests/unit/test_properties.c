@@ -462,6 +462,66 @@ static void check_short_rows(void)
     CHECK_STATUS(nll_context_set_arch(ctx, best), NLL_OK);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Blocks whose logits rise far above their first elements */
+
+/* The vector kernels sum a block in one sweep against a shift guessed from its first elements,
+ * and start the block again from its max when an exp overflows that guess (or meets NaN or
+ * +inf); in place, the block must be restored first. Rows with such elements late in a block
+ * agree with the scalar reference kernels, and in place, separate and forward-only agree bit
+ * for bit. */
+static void check_far_above_guess(void)
+{
+    SECTION("logits far above a block's first elements agree with the reference kernels");
+    enum { ROWS = 6, C = 2 * 2048 + 37 }; /* three vector blocks per row */
+    /* row, class, value: above the guess by more than exp's range (95, and 90 after -inf at the
+     * block's start), within it (60, accepted), NaN, +inf; row 5 is left as drawn */
+    static const struct { int row, cls; double value; } planted[] = {
+        {0, 1000, 100}, {1, 2048 + 700, 60}, {2, 3000, NAN}, {3, 2048 + 40, INFINITY},
+        {4, 2 * 2048 + 30, 90}};
+    const char *best = nll_context_arch(ctx);
+    for (int d = 0; d < N_DTYPES; d++) {
+        problem p = make_problem(dts[d], 2, ROWS, C, 1);
+        for (size_t k = 0; k < sizeof planted / sizeof planted[0]; k++)
+            tset(p.x, (int64_t)planted[k].row * C + planted[k].cls, planted[k].value);
+        for (int c = 0; c < 64; c++) /* row 4's last block starts at -inf */
+            tset(p.x, 4 * C + 2 * 2048 + c, -INFINITY);
+        tset(p.target, 0, 1000);
+        tset(p.target, 1, 5);
+        tset(p.target, 4, 2 * 2048 + 30);
+        for (int v = 0; v < 2; v++) {
+            nll_options o = opts(NLL_REDUCTION_NONE, v ? 0.1 : 0, v ? p.weight : NULL);
+            tt *loss[2], *grad[2], *forward[2], *logp[2];
+            for (int a = 0; a < 2; a++) {
+                CHECK_STATUS(nll_context_set_arch(ctx, a ? "ref" : best), NLL_OK);
+                loss[a] = loss_like(&p, o.reduction);
+                grad[a] = grad_like(&p);
+                forward[a] = loss_like(&p, o.reduction);
+                logp[a] = grad_like(&p);
+                CHECK_STATUS(nll_cross_entropy_fused(ctx, TT(p.x), TT(p.target), &o,
+                                                     TT(loss[a]), TT(grad[a])),
+                             NLL_OK);
+                CHECK_STATUS(
+                    nll_cross_entropy_forward(ctx, TT(p.x), TT(p.target), &o, TT(forward[a])),
+                    NLL_OK);
+                CHECK_STATUS(nll_log_softmax_forward(ctx, TT(p.x), 1, TT(logp[a])), NLL_OK);
+                tt *y = copy_as(p.x, NULL), *in_place_loss = loss_like(&p, o.reduction);
+                CHECK_STATUS(nll_cross_entropy_fused(ctx, TT(y), TT(p.target), &o,
+                                                     TT(in_place_loss), TT(y)),
+                             NLL_OK);
+                CHECK(tsame_bytes(y, grad[a]));
+                CHECK(tsame_bytes(in_place_loss, loss[a]));
+                CHECK(tsame_bytes(forward[a], loss[a]));
+            }
+            double tol = 2 * tol_of(p.dt);
+            CHECK_CLOSE(loss[0], loss[1], tol);
+            CHECK_CLOSE(grad[0], grad[1], tol);
+            CHECK_CLOSE(logp[0], logp[1], tol);
+        }
+    }
+    CHECK_STATUS(nll_context_set_arch(ctx, best), NLL_OK);
+}
+
 int main(void)
 {
     static const DLDataType types[N_DTYPES] = {{kDLFloat, 64, 1}, {kDLFloat, 32, 1},
@@ -477,6 +537,7 @@ int main(void)
     check_mean_is_sum_over_weight();
     check_none_unit_is_sum();
     check_short_rows();
+    check_far_above_guess();
     nll_context_destroy(ctx);
     return check_finish("test_properties");
 }
