@@ -548,7 +548,7 @@ NLL_ROW_STEP void FN(class_finish)(const FN(loss_job) *job, const int64_t *at,
 }
 
 /* The gradient of classes [first, first + n) of a class-index sample, from its exponentials
- * kept (with their blocks' maxima) or from the logits. */
+ * kept (with their blocks' shifts) or from the logits. */
 NLL_ROW_STEP void FN(class_gradient)(const FN(loss_job) *job, const int64_t *at,
                                      const FN(class_row) *r, int64_t first, int64_t n,
                                      const float *kept, const NLL_A *block_shift) {
