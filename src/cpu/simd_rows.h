@@ -101,16 +101,21 @@ static float FN(fast_block_exp_sum)(const char *block, int64_t n, float shift_va
     return NLL_VHSUM(vsum);
 }
 
+#ifndef NLL_GUESSED_SUM_LIMIT
+#define NLL_GUESSED_SUM_LIMIT 0x1p24f /* the largest sum a guessed shift may give: see below */
+#endif
+
 /* A block's shift and sum of exp(x - shift), for one block of at most NLL_ROW_BLOCK elements;
  * ref_body.h folds the blocks of a row (FN(fold_stats)), so a row is read once from memory.
  * With out (float32 lanes; for a float32 row it may be x itself), exp(x - shift) is also
  * written there: the fused gradient then needs no second exp.
  * The shift is first guessed as the max of the block's first NLL_PAIR elements, and the block
- * summed in one sweep from memory (a max sweep first would cost as much again). Logits seldom
- * rise 88 above that guess, so the sum stays finite; if it does not (an element that high, +inf
- * or NaN), the block takes two sweeps from L1: its max, then exp(x - max) as the shift. Either
- * way the shift depends on the block alone, so results are the same for any thread count, and
- * in place or not. */
+ * summed in one sweep from memory (a max sweep first would cost as much again). The guess is
+ * kept if the sum stays at most 2^24: then no element is more than ln 2^24 = 16.6 above it, so
+ * a row's shift is never far below its max and log_sum loses little precision to the gap.
+ * Otherwise (an element that high, +inf, NaN) the block takes two sweeps from L1: its max, then
+ * exp(x - max) as the shift. Either way the shift depends on the block alone, so results are
+ * the same for any thread count, and in place or not. */
 static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float *shift_out,
                                  double *sum_out) {
     NLL_V vmax = NLL_VSET1(-INFINITY), vmax2 = vmax, a, b;
@@ -123,7 +128,7 @@ static void FN(fast_block_stats)(const char *block, int64_t n, float *out, float
              * the two sweeps start again from it. */
             const int in_place = (const char *)out == block;
             const float sum = FN(fast_block_exp_sum)(block, n, guess, out, in_place ? stash : NULL);
-            if (isfinite(sum)) {
+            if (sum <= NLL_GUESSED_SUM_LIMIT) { /* false for inf and NaN */
                 *shift_out = guess;
                 *sum_out = sum;
                 return;

@@ -466,7 +466,7 @@ static void check_short_rows(void)
 /* Blocks whose logits rise far above their first elements */
 
 /* The vector kernels sum a block in one sweep against a shift guessed from its first elements,
- * and start the block again from its max when an exp overflows that guess (or meets NaN or
+ * and start the block again from its max when the sum exceeds its bound (or meets NaN or
  * +inf); in place, the block must be restored first. Rows with such elements late in a block
  * agree with the scalar reference kernels, and in place, separate and forward-only agree bit
  * for bit. */
@@ -475,10 +475,10 @@ static void check_far_above_guess(void)
     SECTION("logits far above a block's first elements agree with the reference kernels");
     enum { ROWS = 6, C = 2 * 2048 + 37 }; /* three vector blocks per row */
     /* row, class, value: above the guess by more than exp's range (95, and 90 after -inf at the
-     * block's start), within it (60, accepted), NaN, +inf; row 5 is left as drawn */
+     * block's start), by more than the sum's bound (60), NaN, +inf, and within the bound (14) */
     static const struct { int row, cls; double value; } planted[] = {
-        {0, 1000, 100}, {1, 2048 + 700, 60}, {2, 3000, NAN}, {3, 2048 + 40, INFINITY},
-        {4, 2 * 2048 + 30, 90}};
+        {0, 1000, 100},          {1, 2048 + 700, 60},     {2, 3000, NAN},
+        {3, 2048 + 40, INFINITY}, {4, 2 * 2048 + 30, 90}, {5, 1500, 14}};
     const char *best = nll_context_arch(ctx);
     for (int d = 0; d < N_DTYPES; d++) {
         problem p = make_problem(dts[d], 2, ROWS, C, 1);
@@ -520,6 +520,20 @@ static void check_far_above_guess(void)
         }
     }
     CHECK_STATUS(nll_context_set_arch(ctx, best), NLL_OK);
+
+    /* Every block starts 55 below its max: the guessed shift is refused, so the row's shift is
+     * its max and float32 log_softmax keeps its precision (with the guess kept, log_sum would be
+     * ~63 and lose ~3 bits). Against the same values in float64. */
+    tt *x = trandom(tnew(F32, 2, SH(4, C)), -5, 5), *x64 = tnew(F64, 2, SH(4, C));
+    for (int64_t i = 0; i < 4 * C; i++) {
+        if (i % C % 2048 < 32)
+            tset(x, i, -50);
+        tset(x64, i, tget(x, i));
+    }
+    tt *y = tnew(F32, 2, SH(4, C)), *y64 = tnew(F64, 2, SH(4, C));
+    CHECK_STATUS(nll_log_softmax_forward(ctx, TT(x), 1, TT(y)), NLL_OK);
+    CHECK_STATUS(nll_log_softmax_forward(ctx, TT(x64), 1, TT(y64)), NLL_OK);
+    CHECK_CLOSE(y, y64, 2e-7);
 }
 
 int main(void)
