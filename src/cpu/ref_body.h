@@ -9,8 +9,8 @@
 
 /* Row statistics, max and log(sum(exp(x - max))), are a fold over fixed blocks of the row: each
  * block's shift and sum of exp(x - shift), merged in order (FN(fold_stats), dtype.h). The shift
- * is the block's max, or for vector rows a guess near it that keeps every exp finite (so `max`
- * may be a little below the row's true max; log_sum makes up the difference). A long
+ * is the block's max, or for vector rows a guess at most 16.6 below it (so `max` may be a
+ * little below the row's true max; log_sum makes up the difference). A long
  * row can then be cut at block boundaries, its blocks computed on any threads, and folded to
  * the same bits. Blocks are L1-sized for vector rows (read once from memory), NLL_BLOCK_WORK
  * elements for scalar ones (a row of one block is a plain two-pass max, then sum). A NaN never
