@@ -15,8 +15,8 @@
 /* exp(x) = 2^(K/16) * e^r with K = round(16 x / ln 2), |r| <= ln 2 / 32: 2^(K mod 16 / 16) comes
  * from a 16-entry table held in one register (vpermps by the low 4 bits of K), e^r from
  * 1 + r + r^2/2 + r^3/6 (truncation below 1e-8), and vscalefps applies 2^floor(K/16), with
- * correct underflow through the subnormals to 0. Two fewer multiply-adds than a degree-5
- * polynomial over |r| <= ln 2 / 2, and more accurate. For x <= 0, -inf or NaN (right up to
+ * correct underflow through the subnormals to 0. One multiply-add fewer than a degree-5
+ * polynomial over |r| <= ln 2 / 2 (a permute instead), and more accurate. For x <= 0, -inf or NaN (right up to
  * x = 88, not +inf): softmax's shifted logits, which need no upper clamp. The lower clamp keeps
  * K and r finite; max takes the NaN operand last, so NaN passes. */
 static inline __m512 nll_exp_nonpos_avx512(__m512 x) {
