@@ -31,6 +31,9 @@
 #ifndef NLL_VLOAD2
 #define NLL_VLOAD2(p, a, b) ((a) = NLL_VLOAD(p), (b) = NLL_VLOAD((p) + NLL_VLEN * NLL_TSIZE))
 #define NLL_VSTORE2(p, a, b) (NLL_VSTORE(p, a), NLL_VSTORE((p) + NLL_VLEN * NLL_TSIZE, b))
+#define NLL_PAIRS_IN_ORDER 1 /* kept exponentials are in element order */
+#else
+#define NLL_PAIRS_IN_ORDER 0
 #endif
 #ifndef NLL_VSTREAM2
 #define NLL_VSTREAM2(p, a, b) NLL_VSTORE2(p, a, b)
@@ -290,7 +293,19 @@ static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t cl
         const NLL_V factor = NLL_VSET1(
             (float)(exp((double)block_shift[b] - terms->max - terms->log_sum) * -terms->sum_g));
         int64_t i = 0;
-        if (stream) /* grad is 64-byte aligned, and so is every pair of a block */
+        if (stream && (uintptr_t)block % 64) {
+            /* kept in element order (FN(class_gradient)): the elements before the first
+             * 64-byte boundary are stored as usual, the pairs from there on are streamed */
+            int64_t head = (int64_t)((64 - (uintptr_t)block % 64) / NLL_TSIZE);
+            head = head < n ? head : n;
+            for (; i + NLL_VLEN <= head; i += NLL_VLEN)
+                NLL_VSTORE(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADF(values + i), factor));
+            if (i < head)
+                NLL_VSTOREN(block + i * NLL_TSIZE,
+                            NLL_VMUL(NLL_VLOADFN(values + i, head - i), factor), head - i);
+            i = head;
+        }
+        if (stream) /* grad + i is 64-byte aligned, and so is every pair after it */
             for (; i + NLL_PAIR <= n; i += NLL_PAIR)
                 NLL_VSTREAM2(block + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADF(values + i), factor),
                              NLL_VMUL(NLL_VLOADF(values + i + NLL_VLEN), factor));
