@@ -6,7 +6,8 @@
 #include <immintrin.h>
 #include <math.h>
 
-/* ln 2 in two parts for Cody-Waite reduction: k * NLL_EXP_LN2_HI is exact for |k| < 2^14 */
+/* ln 2 in two parts for Cody-Waite reduction: k * NLL_EXP_LN2_HI (9 significant bits) is exact
+ * while k has at most 15 */
 #define NLL_EXP_LOG2E 1.44269504088896341f
 #define NLL_EXP_LN2_HI 0.693359375f
 #define NLL_EXP_LN2_LO (-2.12194440e-4f)
@@ -16,9 +17,9 @@
  * from a 16-entry table held in one register (vpermps by the low 4 bits of K), e^r from
  * 1 + r + r^2/2 + r^3/6 (truncation below 1e-8), and vscalefps applies 2^floor(K/16), with
  * correct underflow through the subnormals to 0. One multiply-add fewer than a degree-5
- * polynomial over |r| <= ln 2 / 2 (a permute instead), and more accurate. For x <= 0, -inf or NaN (right up to
- * x = 88, not +inf): softmax's shifted logits, which need no upper clamp. The lower clamp keeps
- * K and r finite; max takes the NaN operand last, so NaN passes. */
+ * polynomial over |r| <= ln 2 / 2 (a permute instead), and more accurate. For x <= 0, -inf or
+ * NaN (right up to x = 88, not +inf): softmax's shifted logits, which need no upper clamp. The
+ * lower clamp keeps K and r finite; max takes the NaN operand last, so NaN passes. */
 static inline __m512 nll_exp_nonpos_avx512(__m512 x) {
     const __m512 table = _mm512_setr_ps(
         0x1p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
