@@ -23,6 +23,7 @@
 #define NLL_VLOAD2(p, even, odd) bf16_load_pair(p, &(even), &(odd))
 #define NLL_VSTORE2(p, even, odd) _mm512_storeu_si512(p, bf16_join_pair(even, odd))
 #define NLL_VSTREAM2(p, even, odd) _mm512_stream_si512((void *)(p), bf16_join_pair(even, odd))
+#define NLL_VJOIN2(even, odd) bf16_join_pair(even, odd)
 #include "simd_rows.h"
 #include "ref_body.h"
 

@@ -125,6 +125,24 @@ static inline __m512i bf16_join_pair(__m512 even, __m512 odd) {
                                    bf16_round(odd));
 }
 
+/* Joined 16-bit pairs (NLL_VJOIN2: 32 elements in element order) for streaming a row from its
+ * first 64-byte boundary (simd_rows.h): the 32 elements that start `shift` into `first` and
+ * run on into `next`; the first `count` elements of v; the elements of v from `from` on. */
+#define NLL_VJOINED __m512i
+#define NLL_VJOINED_SHIFT(first, next, shift)                                                  \
+    _mm512_permutex2var_epi16(                                                                 \
+        first, _mm512_add_epi16(epi16_iota(), _mm512_set1_epi16((short)(shift))), next)
+#define NLL_VJOINED_STREAM(p, v) _mm512_stream_si512((void *)(p), v)
+#define NLL_VJOINED_STORE_FIRST(p, v, count) \
+    _mm512_mask_storeu_epi16(p, (__mmask32)((1u << (count)) - 1), v)
+#define NLL_VJOINED_STORE_FROM(p, v, from) \
+    _mm512_mask_storeu_epi16(p, (__mmask32)~((1u << (from)) - 1), v)
+
+static inline __m512i epi16_iota(void) {
+    return _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14,
+                            13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+}
+
 static inline __m256i half_narrow(__m512 v) {
     return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }

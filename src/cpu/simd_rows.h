@@ -15,6 +15,10 @@
  *                                      fixed order of elements to lanes (bfloat16: the even
  *                                      and odd elements); by default two NLL_VLOADs in order
  *   NLL_VSTREAM2(p, a, b)              NLL_VSTORE2 by streaming stores, p 64-byte aligned
+ *   NLL_VJOIN2(a, b)                   a pair out of element order joined into it, an
+ *                                      NLL_VJOINED, with NLL_VJOINED_SHIFT, _STREAM,
+ *                                      _STORE_FIRST, _STORE_FROM (avx512.h): rows so kept are
+ *                                      then streamed from their first 64-byte boundary too
  * and, for the short-row kernel of ref_body.h (NLL_VLEN rows at a time, one per lane),
  *   NLL_VDIV, NLL_VTRANSPOSE(NLL_V rows[NLL_VLEN])   a division; an in-place lane transpose
  *   NLL_VI, NLL_VILOAD(int32_t *)      int32 lanes (class indices)
@@ -34,6 +38,14 @@
 #define NLL_PAIRS_IN_ORDER 1 /* kept exponentials are in element order */
 #else
 #define NLL_PAIRS_IN_ORDER 0
+#endif
+/* A gradient row is streamed from its first 64-byte boundary when its pairs are in element
+ * order, or when the instruction set can cut aligned 64 bytes from two joined pairs
+ * (NLL_VJOIN2); otherwise only rows that start on a boundary are streamed. */
+#if NLL_PAIRS_IN_ORDER || defined(NLL_VJOIN2)
+#define NLL_STREAMS_FROM_ANY_START 1
+#else
+#define NLL_STREAMS_FROM_ANY_START 0
 #endif
 #ifndef NLL_VSTREAM2
 #define NLL_VSTREAM2(p, a, b) NLL_VSTORE2(p, a, b)
@@ -282,16 +294,70 @@ static void FN(fast_row_softmax_backward_apply)(const char *y, const char *g, ch
 #define NLL_KEPT_CLASSES ((int64_t)NLL_KEPT_BLOCKS * NLL_ROW_BLOCK)
 #endif
 
+/* gradient = kept * this: softmax = kept * exp(block shift - max - log_sum); 0 * NaN stays NaN
+ * as in PyTorch */
+static NLL_V FN(kept_factor)(float block_shift, const FN(gradient_terms) *terms) {
+    return NLL_VSET1(
+        (float)(exp((double)block_shift - terms->max - terms->log_sum) * -terms->sum_g));
+}
+
+#ifdef NLL_VJOIN2
+/* A streamed row that does not start on a 64-byte boundary, for pairs kept out of element
+ * order (bfloat16's even and odd halves): each pair is joined into element order as usual,
+ * every aligned 64 bytes is cut from two neighbouring joined pairs and streamed, and the
+ * elements before the first boundary and after the last are stored as usual. At least two
+ * pairs; the last (part of a) block's elements past its pairs are kept in order. */
+static void FN(fast_row_gradient_kept_shifted)(const float *kept, char *grad, int64_t classes,
+                                               const float *block_shift,
+                                               const FN(gradient_terms) *terms) {
+    const int shift = (int)((64 - (uintptr_t)grad % 64) / NLL_TSIZE); /* in (0, NLL_PAIR) */
+    const int64_t paired = classes / NLL_PAIR * NLL_PAIR;
+    NLL_VJOINED previous = NLL_VJOIN2(NLL_VSET1(0.0f), NLL_VSET1(0.0f));
+    for (int64_t start = 0, b = 0; start < paired; start += NLL_ROW_BLOCK, b++) {
+        const NLL_V factor = FN(kept_factor)(block_shift[b], terms);
+        const int64_t end = paired - start < NLL_ROW_BLOCK ? paired : start + NLL_ROW_BLOCK;
+        for (int64_t i = start; i < end; i += NLL_PAIR) {
+            const NLL_V first = NLL_VMUL(NLL_VLOADF(kept + i), factor);
+            const NLL_VJOINED joined =
+                NLL_VJOIN2(first, NLL_VMUL(NLL_VLOADF(kept + i + NLL_VLEN), factor));
+            if (i == 0)
+                NLL_VJOINED_STORE_FIRST(grad, joined, shift);
+            else
+                NLL_VJOINED_STREAM(grad + (i - NLL_PAIR + shift) * NLL_TSIZE,
+                                   NLL_VJOINED_SHIFT(previous, joined, shift));
+            previous = joined;
+        }
+    }
+    NLL_VJOINED_STORE_FROM(grad + (paired - NLL_PAIR) * NLL_TSIZE, previous, shift);
+    if (paired == classes)
+        return;
+    const NLL_V factor = FN(kept_factor)(block_shift[paired / NLL_ROW_BLOCK], terms);
+    int64_t i = paired;
+    for (; i + NLL_VLEN <= classes; i += NLL_VLEN)
+        NLL_VSTORE(grad + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADF(kept + i), factor));
+    if (i < classes)
+        NLL_VSTOREN(grad + i * NLL_TSIZE, NLL_VMUL(NLL_VLOADFN(kept + i, classes - i), factor),
+                    classes - i);
+}
+#endif
+
 static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t classes,
                                        const float *block_shift, const FN(gradient_terms) *terms,
                                        NLL_A x_t, int stream) {
-    for (int64_t start = 0, b = 0; start < classes; start += NLL_ROW_BLOCK, b++) {
+#ifdef NLL_VJOIN2
+    const int shifted = stream && (uintptr_t)grad % 64 && classes >= 2 * NLL_PAIR;
+    if (shifted)
+        FN(fast_row_gradient_kept_shifted)(kept, grad, classes, block_shift, terms);
+#else
+    const int shifted = 0;
+#endif
+    if (!NLL_PAIRS_IN_ORDER && !shifted && (uintptr_t)grad % 64)
+        stream = 0; /* pairs out of order and no way (or too few) to cut them */
+    for (int64_t start = 0, b = 0; !shifted && start < classes; start += NLL_ROW_BLOCK, b++) {
         const int64_t n = classes - start < NLL_ROW_BLOCK ? classes - start : NLL_ROW_BLOCK;
         char *block = grad + start * NLL_TSIZE;
         const float *values = kept + start;
-        /* softmax = kept * exp(block shift - max - log_sum); 0 * NaN stays NaN as in PyTorch */
-        const NLL_V factor = NLL_VSET1(
-            (float)(exp((double)block_shift[b] - terms->max - terms->log_sum) * -terms->sum_g));
+        const NLL_V factor = FN(kept_factor)(block_shift[b], terms);
         int64_t i = 0;
         if (stream && (uintptr_t)block % 64) {
             /* kept in element order (FN(class_gradient)): the elements before the first

@@ -1,6 +1,6 @@
 /* Fused gradients too large for the caches (from 64 MiB, NLL_STREAM_BYTES in src/cpu/ref_body.h)
- * go to memory by streaming stores: float32 rows from their first 64-byte boundary, bfloat16
- * rows only when they start on one. Such a call must
+ * go to memory by streaming stores, each row from its first 64-byte boundary (bfloat16 cuts
+ * those 64 bytes from two joined pairs). Such a call must
  * give the same bits as the in-place call, which never streams, for float32 and bfloat16, on
  * 1 and 2 threads. C is odd, so the rows' starts take every alignment. Skipped with
  * NLL_TEST_SMALL (valgrind): the tensors are 68 MB each. */
