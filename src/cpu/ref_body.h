@@ -563,9 +563,7 @@ NLL_ROW_STEP void FN(class_gradient)(const FN(loss_job) *job, const int64_t *at,
 #ifdef NLL_FAST_FUSED
     if (kept) {
         char *grad = p->grad.data + (at[NLL_SLOT_GRAD] + first) * item;
-        const int stream = job->stream_gradient &&
-                           (NLL_STREAMS_FROM_ANY_START ? (uintptr_t)grad % sizeof(NLL_T) == 0
-                                                       : (uintptr_t)grad % 64 == 0);
+        const int stream = job->stream_gradient && (uintptr_t)grad % sizeof(NLL_T) == 0;
         FN(fast_row_gradient_kept)(kept + first, grad, n, block_shift + first / NLL_ROW_BLOCK,
                                    &terms, r->x_t, stream);
         return;
@@ -1173,5 +1171,4 @@ static void FN(log_softmax_backward)(const nll_softmax_problem *p) { FN(run_soft
 #undef NLL_VLOAD2
 #undef NLL_VSTORE2
 #undef NLL_PAIRS_IN_ORDER
-#undef NLL_STREAMS_FROM_ANY_START
 #undef NLL_VJOIN2

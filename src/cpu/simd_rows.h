@@ -39,14 +39,6 @@
 #else
 #define NLL_PAIRS_IN_ORDER 0
 #endif
-/* A gradient row is streamed from its first 64-byte boundary when its pairs are in element
- * order, or when the instruction set can cut aligned 64 bytes from two joined pairs
- * (NLL_VJOIN2); otherwise only rows that start on a boundary are streamed. */
-#if NLL_PAIRS_IN_ORDER || defined(NLL_VJOIN2)
-#define NLL_STREAMS_FROM_ANY_START 1
-#else
-#define NLL_STREAMS_FROM_ANY_START 0
-#endif
 #ifndef NLL_VSTREAM2
 #define NLL_VSTREAM2(p, a, b) NLL_VSTORE2(p, a, b)
 #endif
@@ -341,6 +333,10 @@ static void FN(fast_row_gradient_kept_shifted)(const float *kept, char *grad, in
 }
 #endif
 
+/* stream: the caller asks for streaming stores (grad aligned to its element size). A row is
+ * streamed from its first 64-byte boundary when its pairs are in element order, or when the
+ * instruction set can cut aligned 64 bytes from two joined pairs (NLL_VJOIN2); otherwise only
+ * a row that starts on a boundary is streamed. */
 static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t classes,
                                        const float *block_shift, const FN(gradient_terms) *terms,
                                        NLL_A x_t, int stream) {
@@ -360,7 +356,7 @@ static void FN(fast_row_gradient_kept)(const float *kept, char *grad, int64_t cl
         const NLL_V factor = FN(kept_factor)(block_shift[b], terms);
         int64_t i = 0;
         if (stream && (uintptr_t)block % 64) {
-            /* kept in element order (FN(class_gradient)): the elements before the first
+            /* pairs in element order (see above): the elements before the first
              * 64-byte boundary are stored as usual, the pairs from there on are streamed */
             int64_t head = (int64_t)((64 - (uintptr_t)block % 64) / NLL_TSIZE);
             head = head < n ? head : n;
