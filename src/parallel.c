@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -91,6 +92,7 @@ typedef struct pool_worker {
 struct nll_pool {
     team team;
     int started; /* workers, kept until nll_pool_destroy; only the context's user changes it */
+    pid_t owner; /* the process that started them: a child of fork() has none of them */
     pool_worker *workers[NLL_MAX_THREADS - 1];
 };
 
@@ -151,6 +153,7 @@ static int start_worker(nll_pool *pool) {
         return 0;
     w->pool = pool;
     w->index = pool->started + 1;
+    pool->owner = getpid();
     atomic_init(&w->calls, 0);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
@@ -177,6 +180,28 @@ static void hand_call(pool_worker *w, int stop) {
     pthread_mutex_unlock(&w->lock);
 }
 
+/* Whether this process is a child of fork() that inherited the pool of a parent that had
+ * started workers: fork copies only the calling thread, so the workers do not exist here. */
+static int workers_lost_in_fork(const nll_pool *pool) {
+    return pool->started > 0 && pool->owner != getpid();
+}
+
+/* A child after fork: forgets the parent's workers without joining them or touching their
+ * locks and conds (a lock a worker held at the fork stays held forever; free does not look at
+ * it), and sets up the team's lock and cond afresh, as POSIX advises for a child after fork
+ * (reinitialise, do not destroy: a dead worker may have held the lock or waited on the cond).
+ * The next call that needs workers starts new ones. */
+static void forget_lost_workers(nll_pool *pool) {
+    for (int k = 0; k < pool->started; k++) {
+        free(pool->workers[k]);
+        pool->workers[k] = NULL;
+    }
+    pool->started = 0;
+    pool->team.arrived = 0;
+    pthread_mutex_init(&pool->team.lock, NULL);
+    pthread_cond_init(&pool->team.released, NULL);
+}
+
 nll_pool *nll_pool_create(void) {
     nll_pool *pool = calloc(1, sizeof *pool);
     if (!pool)
@@ -190,6 +215,8 @@ nll_pool *nll_pool_create(void) {
 void nll_pool_destroy(nll_pool *pool) {
     if (!pool)
         return;
+    if (workers_lost_in_fork(pool))
+        forget_lost_workers(pool);
     for (int k = 0; k < pool->started; k++)
         hand_call(pool->workers[k], 1);
     for (int k = 0; k < pool->started; k++) {
@@ -221,8 +248,10 @@ void nll_parallel_phases(nll_pool *pool, int threads, const nll_blocks *plan, in
         }
         return;
     }
-    /* Workers are started on the first call that needs them; the caller runs the ranges of
-     * any that cannot be. */
+    /* Workers are started on the first call that needs them (in this process: one getpid
+     * per parallel call, a few tens of ns); the caller runs the ranges of any that cannot be. */
+    if (workers_lost_in_fork(pool))
+        forget_lost_workers(pool);
     while (pool->started < n - 1 && start_worker(pool))
         ;
     team *t = &pool->team;
