@@ -274,6 +274,25 @@ nll_status nll_report_float_target(const nll_call *call, nll_loss_op op, const n
     return NLL_ERROR_FLOAT_TARGET;
 }
 
+/* A floating target on a GPU without NLL_ALLOW_FLOAT_TARGETS: the CPU's message up to its facts
+ * about the values ("class indices must be integers"), which would take a kernel and a wait
+ * (in asynchronous mode the call must not wait), then both of the CPU's fixes. */
+static nll_status report_device_float_target(const nll_call *call, nll_loss_op op,
+                                             const nll_view *target, const nll_view *input) {
+    char shape[256];
+    nll_format_shape(shape, sizeof shape, input->shape, input->ndim);
+    return nll_fail(call, NLL_ERROR_FLOAT_TARGET, "target",
+                    "target has dtype %s, but class indices must be integers (the values, on "
+                    "the GPU, are not read for this check): convert the target to int64 "
+                    "(.long() in PyTorch, .astype(np.int64) in NumPy), or pass "
+                    "NLL_ALLOW_FLOAT_TARGETS to accept whole-number floats; if they are class "
+                    "probabilities, %s %s",
+                    nll_dtype_name(target->dtype),
+                    op == NLL_OP_NLL ? "use cross_entropy with a target of the input's exact shape"
+                                     : "the target must have the input's exact shape",
+                    shape);
+}
+
 /* A class index as stored. uint64 values above INT64_MAX and floating values outside int64
  * cannot equal any ignore_index and are never a class: they are reported exactly. */
 typedef struct target_value {
@@ -539,10 +558,14 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
                                                p->classes, p->class_axis)))
             return status;
         if (nll_float_kind_of(tg->dtype) != NLL_KIND_NONE) {
-            if (!p->on_device) { /* on a GPU, src/cuda/check.cu scans and the same code reports */
+            if (!p->on_device) {
                 nll_whole_scan scan = scan_whole(tg);
                 if ((status = nll_report_float_target(call, op, tg, in, options->flags, &scan)))
                     return status;
+            } else if (!(options->flags & NLL_ALLOW_FLOAT_TARGETS)) {
+                /* A dtype error, known before any value is read or the device is needed. With
+                 * NLL_ALLOW_FLOAT_TARGETS, src/cuda/check.cu checks the values are whole. */
+                return report_device_float_target(call, op, tg, in);
             }
         } else if (!nll_dtype_is_integer(tg->dtype)) {
             return nll_fail(call, NLL_ERROR_TARGET_DTYPE, "target",
