@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 from .check import Finding, Report, check
-from .errors import (ArgumentError, DeviceError, DtypeError, Error, LayoutError,
+from .errors import (ArgumentError, ArgumentTypeError, ArrayTypeError, ContextBusyError,
+                     DeviceError, DtypeError, Error, InplaceError, LayoutError,
                      NonFiniteError, OutOfMemoryError, ShapeError, TargetDtypeError,
                      TargetNotWholeError, TargetRangeError)
 from .functional import (cross_entropy, cross_entropy_backward, cross_entropy_with_grad,
@@ -37,7 +38,8 @@ __all__ = [
     "check", "Report", "Finding",
     "Error", "ArgumentError", "ShapeError", "LayoutError", "DtypeError", "TargetDtypeError",
     "TargetNotWholeError", "TargetRangeError", "NonFiniteError", "DeviceError",
-    "OutOfMemoryError",
+    "OutOfMemoryError", "ArgumentTypeError", "ArrayTypeError", "InplaceError",
+    "ContextBusyError",
     "set_num_threads", "get_num_threads", "set_async", "sync", "library_version",
 ]
 

@@ -125,6 +125,7 @@ STATUS: Dict[str, int] = {
     "NLL_ERROR_OUT_OF_MEMORY": 100,
     "NLL_ERROR_INVALID_THREADS": 101,
     "NLL_ERROR_INVALID_ARCH": 102,
+    "NLL_ERROR_CONTEXT_BUSY": 103,
 }
 STATUS_NAME: Dict[int, str] = {v: k for k, v in STATUS.items()}
 
@@ -210,6 +211,16 @@ _loaded: Optional[ctypes.CDLL] = None
 _load_lock = threading.Lock()
 
 
+def _renew_load_lock() -> None:
+    # A fork while another thread held the lock would leave the child's copy locked forever.
+    global _load_lock
+    _load_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_load_lock)
+
+
 def library_path(path: Optional[str] = None) -> str:
     """Where the library is: `path`, else $NLL_LIBRARY, else the file next to this module."""
     if path:
@@ -240,7 +251,9 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
 
 
 class Context:
-    """An nll_context: the thread count and the last error. One thread at a time."""
+    """An nll_context: the thread count and the last error. One thread at a time: a call while
+    another thread's call holds it returns NLL_ERROR_CONTEXT_BUSY (and leaves the error record
+    to the call in progress). After os.fork() a child may go on using an inherited context."""
 
     def __init__(self, lib: ctypes.CDLL, threads: Optional[int] = None) -> None:
         self.lib = lib

@@ -10,6 +10,12 @@ Three ways an array becomes a DLTensor over the caller's own memory:
     DLTensor is used; when it is collected the producer's own destructor releases the memory.
 Objects with none of these (lists, scalars) go through numpy.asarray first.
 
+Three inputs are read from a copy, which is recorded (Borrowed.copied) so that inplace=True
+can refuse them rather than write the gradient into the copy: byte-swapped numpy arrays and
+numpy strides that are not whole elements (DLPack cannot describe either), objects that only
+numpy.asarray turns into arrays, and torch tensors with a pending negation or conjugation
+(their memory holds the unresolved values: they are read through resolve_neg/resolve_conj).
+
 Results: numpy in, numpy out; torch in, torch out (same device); for other producers the
 output is allocated with numpy and handed to the caller's module's from_dlpack (jax.numpy,
 cupy, ...), falling back to its asarray, else returned as numpy. Device memory other than
@@ -28,7 +34,7 @@ import numpy as np
 
 from . import _capi
 from ._capi import DLDataType, DLDevice, DLManagedTensor, DLTensor
-from .errors import make_error
+from .errors import ArrayTypeError, make_error
 
 Shape = Tuple[int, ...]
 DType = Tuple[int, int]  # DLPack (code, bits); lanes are always 1
@@ -69,6 +75,15 @@ def is_torch(obj: Any) -> bool:
     return torch is not None and isinstance(obj, torch.Tensor)
 
 
+def is_jax(obj: Any) -> bool:
+    """A JAX array (immutable), known by its type's module without importing jax."""
+    if type(obj).__module__.split(".")[0] in ("jax", "jaxlib"):
+        return True
+    jax = sys.modules.get("jax")
+    array_type = getattr(jax, "Array", None) if jax is not None else None
+    return isinstance(array_type, type) and isinstance(obj, array_type)
+
+
 def dtype_name(dtype: DType) -> str:
     code, bits = dtype
     names = {_capi.kDLFloat: "float", _capi.kDLInt: "int", _capi.kDLUInt: "uint",
@@ -87,14 +102,19 @@ class Borrowed:
     """A DLTensor over an array's memory, holding everything that keeps that memory valid.
 
     kind: "numpy", "torch" or "dlpack" (a generic producer); array: the caller's object (or
-    the numpy array made from a list); shape, dtype (code, bits) and device (type, id)."""
+    the array actually read: the numpy array made from a list, a byte-swapped or resolved
+    copy); shape, dtype (code, bits) and device (type, id). copied: None when the library
+    sees the caller's own memory, else (why a copy was read, how to pass the memory itself)."""
 
-    __slots__ = ("array", "kind", "dl", "shape", "strides", "dtype", "device", "_keep")
+    __slots__ = ("array", "kind", "dl", "shape", "strides", "dtype", "device", "copied",
+                 "_keep")
 
-    def __init__(self, array: Any, kind: str, dl: DLTensor, keep: Any) -> None:
+    def __init__(self, array: Any, kind: str, dl: DLTensor, keep: Any,
+                 copied: Optional[Tuple[str, str]] = None) -> None:
         self.array = array
         self.kind = kind
         self.dl = dl
+        self.copied = copied
         self._keep = keep
         n = dl.ndim
         self.shape: Shape = tuple(dl.shape[i] for i in range(n))
@@ -168,21 +188,31 @@ def _unsupported(name: str, what: str) -> Exception:
                       _capi.STATUS["NLL_ERROR_UNSUPPORTED_DTYPE"], tensor=name)
 
 
-def _borrow_numpy(arr: np.ndarray, name: str) -> Borrowed:
+def _borrow_numpy(arr: np.ndarray, name: str,
+                  copied: Optional[Tuple[str, str]] = None) -> Borrowed:
     dtype = _NUMPY_DTYPES.get(arr.dtype)
     if dtype is None and arr.dtype.kind in "fiucb" and not arr.dtype.isnative:
-        # Byte-swapped data cannot be described by DLPack: the one case that is copied.
+        # Byte-swapped data cannot be described by DLPack: read from a native-order copy.
+        copied = copied or (
+            "has non-native byte order (dtype %s), which DLPack cannot describe, so the "
+            "library read a byte-swapped copy" % arr.dtype.str,
+            "pass x = %s.astype(%s.dtype.newbyteorder('='))" % (name, name))
         arr = arr.astype(arr.dtype.newbyteorder("="))
         dtype = _NUMPY_DTYPES.get(arr.dtype)
     if dtype is None:
         raise _unsupported(name, "numpy dtype %s" % arr.dtype)
     item = arr.itemsize
     if any(s % item for s in arr.strides):
-        arr = np.ascontiguousarray(arr)  # strides that are not whole elements (views of records)
+        # strides that are not whole elements (a field of a structured array): a copy
+        copied = copied or (
+            "has byte strides %s that are not multiples of its %d-byte elements, so the "
+            "library read a contiguous copy" % (tuple(arr.strides), item),
+            "pass x = np.ascontiguousarray(%s)" % name)
+        arr = np.ascontiguousarray(arr)
     strides = [s // item for s in arr.strides]
     data = arr.__array_interface__["data"][0]
     dl, keep = _make_dl(data, (_capi.kDLCPU, 0), dtype, arr.shape, strides)
-    return Borrowed(arr, "numpy", dl, keep)
+    return Borrowed(arr, "numpy", dl, keep, copied)
 
 
 def _torch_dtypes(torch: Any) -> dict:
@@ -222,8 +252,21 @@ def _borrow_torch(t: Any, name: str) -> Borrowed:
     dtype = _torch_dtypes(torch).get(t.dtype)
     if dtype is None:
         raise _unsupported(name, "torch dtype %s" % t.dtype)
+    # A pending negation or conjugation (x.conj().imag, torch._neg_view) lives in the tensor's
+    # flags, not its memory: the raw bits are the unresolved values. Read resolved copies.
+    copied = None
+    for pending, resolve in (("is_neg", "resolve_neg"), ("is_conj", "resolve_conj")):
+        is_pending = getattr(t, pending, None)
+        if is_pending is not None and is_pending():
+            copied = copied or (
+                "is a torch tensor with a pending %s (%s() is True, as for x.conj().imag), "
+                "so the library read %s.%s(), a copy"
+                % ("negation" if pending == "is_neg" else "conjugation", pending, name,
+                   resolve),
+                "pass x = %s.%s()" % (name, resolve))
+            t = getattr(t, resolve)()
     dl, keep = _make_dl(t.data_ptr(), torch_device(t), dtype, t.shape, t.stride())
-    return Borrowed(t, "torch", dl, keep)
+    return Borrowed(t, "torch", dl, keep, copied)
 
 
 def _borrow_capsule(obj: Any, name: str) -> Borrowed:
@@ -247,6 +290,15 @@ def _borrow_capsule(obj: Any, name: str) -> Borrowed:
     return Borrowed(obj, "dlpack", dl, (keep, capsule))
 
 
+# Never arrays, although numpy.asarray makes 0-d object or string arrays of them.
+_NOT_ARRAYS = (str, bytes, dict, set, frozenset, type(None))
+
+
+def _not_an_array(obj: Any, name: str) -> Exception:
+    return ArrayTypeError("%s is a %s, not an array" % (name, type(obj).__name__),
+                          status=_capi.STATUS["NLL_ERROR_UNSUPPORTED_DTYPE"], tensor=name)
+
+
 def borrow(obj: Any, name: str) -> Borrowed:
     """A Borrowed over `obj`'s memory: numpy, torch, any __dlpack__ producer, or (copied
     once by numpy.asarray) a list or scalar."""
@@ -256,14 +308,18 @@ def borrow(obj: Any, name: str) -> Borrowed:
         return _borrow_torch(obj, name)
     if hasattr(obj, "__dlpack__"):
         return _borrow_capsule(obj, name)
-    if isinstance(obj, np.generic):
-        return _borrow_numpy(np.asarray(obj), name)
+    if isinstance(obj, _NOT_ARRAYS):
+        raise _not_an_array(obj, name)
     try:
         arr = np.asarray(obj)
     except Exception as exc:  # not array-like at all
-        raise make_error("%s is a %s, not an array" % (name, type(obj).__name__),
-                         _capi.STATUS["NLL_ERROR_UNSUPPORTED_DTYPE"], tensor=name) from exc
-    return _borrow_numpy(arr, name)
+        raise _not_an_array(obj, name) from exc
+    if arr.dtype == object:
+        raise _not_an_array(obj, name)
+    return _borrow_numpy(arr, name, (
+        "is a %s, not an array, so the library read the numpy array made from it "
+        "(numpy.asarray)" % type(obj).__name__,
+        "pass x = np.asarray(%s)" % name))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def _to_numpy(array: Any) -> np.ndarray:
     if isinstance(array, np.ndarray):
         return array
     if is_torch(array):
-        t = array.detach().cpu()
+        t = array.detach().cpu().resolve_conj().resolve_neg()  # .numpy() refuses pending ones
         import torch
         if t.dtype == torch.bfloat16:
             t = t.to(torch.float32)  # exact: every bfloat16 is a float32

@@ -25,7 +25,8 @@ from . import _capi
 __all__ = [
     "Error", "ArgumentError", "ShapeError", "LayoutError", "DtypeError", "TargetDtypeError",
     "TargetNotWholeError", "TargetRangeError", "NonFiniteError", "DeviceError",
-    "OutOfMemoryError", "error_class",
+    "OutOfMemoryError", "ArgumentTypeError", "ArrayTypeError", "InplaceError",
+    "ContextBusyError", "error_class",
 ]
 
 
@@ -66,6 +67,12 @@ class ArgumentError(Error):
     instruction set."""
 
 
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An option of the wrong Python type (label_smoothing="0.1", ignore_index=1.0,
+    reduction=3, check_finite="no"): also a TypeError, which is what torch.nn.functional
+    raises for it. The status is the option's (NLL_ERROR_LABEL_SMOOTHING, ...)."""
+
+
 class ShapeError(Error):
     """Shapes that do not fit: input rank, target, probability target, weight, output."""
 
@@ -76,6 +83,19 @@ class LayoutError(Error):
 
 class DtypeError(Error):
     """A dtype libnll does not take there: input, weight, output, or an unknown code."""
+
+
+class ArrayTypeError(DtypeError, TypeError):
+    """An argument that must be an array is not one (a str, None, a dict, ...): also a
+    TypeError, as torch.nn.functional raises for it."""
+
+
+class InplaceError(LayoutError, RuntimeError):
+    """inplace=True cannot write the gradient over this input: a read-only or immutable array
+    (numpy read-only, JAX), an input that was read from a copy (a list, non-native byte
+    order, strides that are not whole elements, a torch tensor with a pending negation), or
+    a torch tensor that autograd tracks. Also a RuntimeError, which is what torch raises for
+    in-place writes it refuses. Nothing was written."""
 
 
 class TargetDtypeError(DtypeError):
@@ -106,6 +126,12 @@ class OutOfMemoryError(Error, MemoryError):
     """The library could not allocate its scratch memory."""
 
 
+class ContextBusyError(Error, RuntimeError):
+    """A library context was used by two threads at once (NLL_ERROR_CONTEXT_BUSY). This package
+    keeps one context per Python thread, so it means a context shared by hand (nll._capi).
+    Also a RuntimeError: misuse at run time, not a bad value."""
+
+
 _BY_STATUS: Dict[int, Type[Error]] = {}
 for _name, _cls in [
     (("NULL_ARGUMENT", "INVALID_REDUCTION", "LABEL_SMOOTHING", "IGNORE_INDEX", "INVALID_FLAGS",
@@ -120,6 +146,7 @@ for _name, _cls in [
     (("NONFINITE",), NonFiniteError),
     (("UNSUPPORTED_DEVICE", "DEVICE_MISMATCH", "CUDA"), DeviceError),
     (("OUT_OF_MEMORY",), OutOfMemoryError),
+    (("CONTEXT_BUSY",), ContextBusyError),
 ]:
     for _short in _name:
         _BY_STATUS[_capi.STATUS["NLL_ERROR_" + _short]] = _cls

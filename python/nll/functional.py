@@ -10,12 +10,14 @@ is the deprecated size_average, so a positional ignore_index would be misread th
 from __future__ import annotations
 
 import ctypes
+import numbers
+import operator
 import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _capi
-from ._dlpack import Borrowed, Maker, borrow, is_torch
-from .errors import from_detail, make_error
+from ._dlpack import Borrowed, Maker, borrow, is_jax, is_torch
+from .errors import ArgumentTypeError, ContextBusyError, InplaceError, from_detail, make_error
 
 __all__ = [
     "nll_loss", "cross_entropy", "log_softmax", "cross_entropy_with_grad",
@@ -26,8 +28,9 @@ __all__ = [
 Array = Any
 
 # ---------------------------------------------------------------------------------------------
-# Contexts: one per thread (a context serves one thread at a time), all with the same
-# thread count.
+# Contexts: one per thread (a context serves one thread at a time: two threads on one get
+# NLL_ERROR_CONTEXT_BUSY), all with the same thread count. A child of os.fork() keeps the
+# forking thread's context: the library makes an inherited context work in the child.
 
 _local = threading.local()
 _threads = 1
@@ -39,7 +42,8 @@ def set_num_threads(threads: int) -> None:
     """Worker threads for every later call, from any Python thread (0: one per CPU). The
     count never changes a result: the library reduces in a fixed order."""
     global _threads
-    threads = int(threads)
+    threads = _int_option(threads, "threads", "set_num_threads",
+                          "NLL_ERROR_INVALID_THREADS")
     if threads < 0:
         raise make_error("threads = %d is negative; pass 0 (one per CPU) or more" % threads,
                          _capi.STATUS["NLL_ERROR_INVALID_THREADS"])
@@ -63,8 +67,9 @@ def sync() -> None:
     """Waits for this thread's GPU calls and raises the first value error of an asynchronous
     call since the last sync, with the message the call itself would have given."""
     ctx = _context()
-    if ctx.lib.nll_context_sync(ctx.handle) != _capi.NLL_OK:
-        _raise(ctx, {})
+    status = ctx.lib.nll_context_sync(ctx.handle)
+    if status != _capi.NLL_OK:
+        _raise(ctx, {}, status, "nll_context_sync")
 
 
 def _context() -> _capi.Context:
@@ -75,12 +80,18 @@ def _context() -> _capi.Context:
         _local.threads = 1
         _local.async_ = False
     if _local.threads != _threads:
-        ctx.set_threads(_threads)
+        _check(ctx, ctx.set_threads(_threads), "nll_context_set_threads")
         _local.threads = _threads
     if _local.async_ != _async:
-        ctx.lib.nll_context_set_async(ctx.handle, int(_async))
+        _check(ctx, ctx.lib.nll_context_set_async(ctx.handle, int(_async)),
+               "nll_context_set_async")
         _local.async_ = _async
     return ctx
+
+
+def _check(ctx: _capi.Context, status: int, fn_name: str) -> None:
+    if status != _capi.NLL_OK:
+        _raise(ctx, {}, status, fn_name)
 
 
 def library_version() -> str:
@@ -105,7 +116,14 @@ def python_message(message: str) -> str:
     return message
 
 
-def _raise(ctx: _capi.Context, tensors: Dict[str, Borrowed]) -> None:
+def _raise(ctx: _capi.Context, tensors: Dict[str, Borrowed], status: int,
+           fn_name: str) -> None:
+    if status == _capi.STATUS["NLL_ERROR_CONTEXT_BUSY"]:
+        # A busy call leaves the error record to the call in progress: the message is the
+        # status's own.
+        raise ContextBusyError(
+            "%s: %s" % (fn_name, ctx.lib.nll_status_string(status).decode(errors="replace")),
+            status=status, function=fn_name)
     detail = ctx.last_error_detail()
     message = python_message(ctx.last_error())
     exact = None
@@ -138,10 +156,11 @@ def _call(fn_name: str, args: tuple, tensors: Dict[str, Borrowed]) -> None:
         _observer(fn_name, tensors)
     stream = _torch_stream(tensors)
     if stream is not None:
-        ctx.lib.nll_context_set_cuda_stream(ctx.handle, stream)
+        _check(ctx, ctx.lib.nll_context_set_cuda_stream(ctx.handle, stream),
+               "nll_context_set_cuda_stream")
     status = getattr(ctx.lib, fn_name)(ctx.handle, *args)
     if status != _capi.NLL_OK:
-        _raise(ctx, tensors)
+        _raise(ctx, tensors, status, fn_name)
 
 
 def _torch_stream(tensors: Dict[str, Borrowed]) -> Optional[int]:
@@ -154,24 +173,65 @@ def _torch_stream(tensors: Dict[str, Borrowed]) -> Optional[int]:
     return None
 
 
-def _reduction(reduction: str, where: str) -> int:
-    code = _capi.REDUCTIONS.get(reduction) if isinstance(reduction, str) else None
+# Options are type-checked as torch.nn.functional does (a TypeError, here ArgumentTypeError):
+# int() and float() would turn "0.1", 1.5 or True into a value that was never meant.
+
+def _wrong_type(where: str, name: str, value: Any, wanted: str, status: str) -> Exception:
+    return ArgumentTypeError("%s: %s must be %s, not %s (%r)"
+                             % (where, name, wanted, type(value).__name__, value),
+                             status=_capi.STATUS[status])
+
+
+def _reduction(reduction: Any, where: str) -> int:
+    if not isinstance(reduction, str):
+        raise _wrong_type(where, "reduction", reduction, "'none', 'mean' or 'sum'",
+                          "NLL_ERROR_INVALID_REDUCTION")
+    code = _capi.REDUCTIONS.get(reduction)
     if code is None:
         raise make_error("%s: reduction = %r is not 'none', 'mean' or 'sum'" % (where, reduction),
                          _capi.STATUS["NLL_ERROR_INVALID_REDUCTION"])
     return code
 
 
-def _int_option(value: Any, name: str, where: str) -> int:
-    try:
-        out = int(value)
-    except (TypeError, ValueError, OverflowError):
+def _int_option(value: Any, name: str, where: str, status: Optional[str] = None) -> int:
+    """An int (or numpy integer, or 0-d integer tensor: anything with __index__), not a bool
+    or a float, in int64's range."""
+    status = status or ("NLL_ERROR_IGNORE_INDEX" if name == "ignore_index"
+                        else "NLL_ERROR_INVALID_DIM")
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
         out = None
-    if out is None or out != value or not -2**63 <= out < 2**63:
+    else:
+        try:
+            out = operator.index(value)
+        except TypeError:
+            out = None
+    if out is None:
+        raise _wrong_type(where, name, value, "an int", status)
+    if not -2**63 <= out < 2**63:
         raise make_error("%s: %s = %r is not an int64" % (where, name, value),
-                         _capi.STATUS["NLL_ERROR_IGNORE_INDEX" if name == "ignore_index"
-                                      else "NLL_ERROR_INVALID_DIM"])
+                         _capi.STATUS[status])
     return out
+
+
+def _float_option(value: Any, name: str, where: str, status: str) -> float:
+    """A real number (int, float, numpy scalar, 0-d tensor), never a string."""
+    out = None
+    complex_only = isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)
+    if not isinstance(value, (str, bytes)) and not complex_only:
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            out = None
+    if out is None:
+        raise _wrong_type(where, name, value, "a float", status)
+    return out
+
+
+def _bool_option(value: Any, name: str, where: str) -> bool:
+    """True or False (or a numpy bool): a string such as "False" is truthy."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise _wrong_type(where, name, value, "a bool", "NLL_ERROR_INVALID_FLAGS")
 
 
 def _options(where: str, reduction: str, ignore_index: int, label_smoothing: float,
@@ -180,7 +240,10 @@ def _options(where: str, reduction: str, ignore_index: int, label_smoothing: flo
     opts = _capi.NllOptions()
     opts.reduction = _reduction(reduction, where)
     opts.ignore_index = _int_option(ignore_index, "ignore_index", where)
-    opts.label_smoothing = float(label_smoothing)
+    opts.label_smoothing = _float_option(label_smoothing, "label_smoothing", where,
+                                         "NLL_ERROR_LABEL_SMOOTHING")
+    check_finite = _bool_option(check_finite, "check_finite", where)
+    allow_float_targets = _bool_option(allow_float_targets, "allow_float_targets", where)
     if weight is not None:
         opts.weight = ctypes.pointer(weight.dl)
     opts.flags = ((_capi.NLL_CHECK_FINITE if check_finite else 0)
@@ -207,9 +270,12 @@ def _loss_shape(op: str, x: Borrowed, t: Borrowed, reduction: str) -> Tuple[int,
     return t.shape
 
 
-def _torch_autograd(input: Any) -> bool:
-    """True when a torch caller would expect this result to be differentiable."""
-    if not is_torch(input) or not input.requires_grad:
+def _torch_autograd(*tensors: Any) -> bool:
+    """True when a torch caller would expect this result to be differentiable: one of the
+    tensors requires grad (nll.torch then computes it, or raises NotImplementedError for a
+    weight or probability target that requires grad, rather than return a loss that silently
+    has no gradient)."""
+    if not any(is_torch(t) and t.requires_grad for t in tensors):
         return False
     import torch
     return torch.is_grad_enabled()
@@ -238,7 +304,7 @@ def nll_loss(input: Array, target: Array, weight: Optional[Array] = None, *,
     (with grad mode on) goes through nll.torch.nll_loss, so the result is differentiable.
     Raises nll.Error subclasses: TargetRangeError, TargetDtypeError, ShapeError, ...
     """
-    if _torch_autograd(input):
+    if _torch_autograd(input, weight):
         from . import torch as nll_torch
         return nll_torch.nll_loss(input, target, weight, ignore_index=ignore_index,
                                   reduction=reduction, check_finite=check_finite,
@@ -272,7 +338,7 @@ def cross_entropy(input: Array, target: Array, weight: Optional[Array] = None, *
     Returns the loss as the input's array type and dtype; a torch input that requires grad
     goes through nll.torch.cross_entropy (fused forward and backward).
     """
-    if _torch_autograd(input):
+    if _torch_autograd(input, target, weight):
         from . import torch as nll_torch
         return nll_torch.cross_entropy(input, target, weight, ignore_index=ignore_index,
                                        reduction=reduction, label_smoothing=label_smoothing,
@@ -317,7 +383,18 @@ def cross_entropy_with_grad(input: Array, target: Array, weight: Optional[Array]
     gradient of loss (for reduction='none': of loss.sum()). inplace=True writes the gradient
     over `input` itself and returns it as grad: no memory beyond the loss. On an error nothing
     is written, so the logits are intact.
+
+    inplace=True raises nll.InplaceError (a RuntimeError too) for an input it cannot write in
+    place: read-only numpy arrays, JAX arrays (immutable), inputs read from a copy (a list,
+    non-native byte order, strides that are not whole elements, a torch tensor with a pending
+    negation), and, with grad mode on, torch tensors that require grad (autograd cannot
+    record the write). On a torch tensor it bumps the version counter as torch's in-place ops
+    do, so a backward through an op that saved the tensor raises instead of using the
+    gradient's values.
     """
+    inplace = _bool_option(inplace, "inplace", "cross_entropy_with_grad")
+    if inplace:
+        _check_inplace_array(input)
     x, t = borrow(input, "input"), borrow(target, "target")
     w = borrow(weight, "weight") if weight is not None else None
     opts = _options("cross_entropy", reduction, ignore_index, label_smoothing, w, check_finite,
@@ -325,21 +402,70 @@ def cross_entropy_with_grad(input: Array, target: Array, weight: Optional[Array]
     maker = Maker(x)
     out, out_b = maker.empty(_loss_shape("cross_entropy", x, t, reduction))
     if inplace:
-        _check_writeable(input)
+        _check_inplace_memory(x)
         grad, grad_b = input, x
     else:
         grad, grad_b = maker.empty(x.shape)
     _call("nll_cross_entropy_fused",
           (x.ref, t.ref, ctypes.byref(opts), out_b.ref, grad_b.ref),
           _named(input=x, target=t, weight=w, loss=out_b, grad_input=grad_b))
+    if inplace and x.kind == "torch":
+        _bump_version(input)
     return maker.result(out), (grad if inplace else maker.result(grad))
 
 
-def _check_writeable(array: Any) -> None:
-    flags = getattr(array, "flags", None)
-    if flags is not None and hasattr(flags, "writeable") and not flags.writeable:
-        raise make_error("inplace=True needs a writeable input; this numpy array is read-only",
-                         _capi.STATUS["NLL_ERROR_OVERLAP"], tensor="input")
+def _refuse_inplace(why: str, fix: str) -> Exception:
+    return InplaceError("cross_entropy_with_grad: inplace=True writes the gradient over the "
+                        "input, but %s; %s, or use inplace=False" % (why, fix),
+                        status=_capi.STATUS["NLL_ERROR_OVERLAP"], tensor="input")
+
+
+def _check_inplace_array(array: Any) -> None:
+    """What makes an input unwritable, known before it is borrowed: immutability, autograd."""
+    if is_jax(array):
+        raise _refuse_inplace(
+            "input is a JAX array (%s), and JAX arrays are immutable: writing into its "
+            "buffer would change every array that shares it" % type(array).__name__,
+            "take the gradient as a new array")
+    if is_torch(array) and array.requires_grad:
+        import torch
+        if torch.is_grad_enabled():
+            if array.is_leaf:
+                raise _refuse_inplace(
+                    "input is a leaf tensor that requires grad, which torch does not let an "
+                    "in-place operation overwrite ('a leaf Variable that requires grad is "
+                    "being used in an in-place operation')",
+                    "call it under torch.no_grad() if overwriting is meant")
+            raise _refuse_inplace(
+                "input requires grad and autograd cannot record libnll's in-place write (the "
+                "tensor would keep a grad_fn that no longer describes its values)",
+                "use nll.torch.cross_entropy for a differentiable loss, call it under "
+                "torch.no_grad() if overwriting is meant")
+
+
+def _check_inplace_memory(x: Borrowed) -> None:
+    """The borrowed input must be the caller's own writeable memory, not a copy."""
+    if x.copied is not None:
+        why, fix = x.copied
+        raise _refuse_inplace(
+            "input %s: the gradient would be written to that copy and input would keep its "
+            "logits" % why, "%s and read the gradient from x" % fix)
+    flags = getattr(x.array, "flags", None)
+    if x.kind == "numpy" and not flags.writeable:
+        raise _refuse_inplace("this numpy array is read-only",
+                              "pass a writeable copy (x = input.copy())")
+
+
+def _bump_version(tensor: Any) -> None:
+    """Counts the write in the tensor's version counter, as torch's in-place ops do: autograd
+    then raises "modified by an inplace operation" for a graph that saved it. An in-place op
+    on a 0-element view shares the counter and touches no element. Inference tensors have no
+    counter."""
+    import torch
+    if tensor.is_inference():
+        return
+    with torch.no_grad():
+        tensor.as_strided((0,), (1,)).zero_()
 
 
 def _named(**tensors: Optional[Borrowed]) -> Dict[str, Borrowed]:

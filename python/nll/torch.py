@@ -124,8 +124,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
                                 reduction=reduction, label_smoothing=label_smoothing,
                                 check_finite=check_finite,
                                 allow_float_targets=allow_float_targets)
+    label_smoothing = _f._float_option(label_smoothing, "label_smoothing", "cross_entropy",
+                                       "NLL_ERROR_LABEL_SMOOTHING")
     return _CrossEntropy.apply(input, target, weight, ignore_index, reduction,
-                               float(label_smoothing), check_finite, allow_float_targets)
+                               label_smoothing, check_finite, allow_float_targets)
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, *,
