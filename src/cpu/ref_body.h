@@ -1,7 +1,13 @@
 /* The kernels of every op: one generic body, included once per input dtype after dtype.h
  * (which defines NLL_T, NLL_A, FN and the element helpers). The body #undefs those parameters
  * at its end. Every kernel assumes validated input (src/validate.c) and walks strided tensors
- * with nll_iter; offsets are in elements. */
+ * with nll_iter; offsets are in elements.
+ *
+ * Class indices are read again here, after validation, and the caller's memory may change in
+ * between (a racing thread, a file mapped by another process). So every index that becomes an
+ * address is re-checked where it is used, on the one copy read: an index outside [0, C) is
+ * taken as ignore_index (FN(class_in_range)). Results for a target that changed during the
+ * call are unspecified, but no kernel reads or writes outside its tensors. */
 
 /* Row primitives. A translation unit with vector kernels defines NLL_FAST_ROWS and the
  * FN(fast_*) functions (src/cpu/simd_rows.h) before including this body: rows whose elements
@@ -203,6 +209,13 @@ static void FN(row_log_softmax_backward)(const char *y, int64_t y_offset, int64_
                                    d_stride, classes, (NLL_A)sum);
 }
 
+/* Whether class index t, as read now, is one to use: not ignore_index and in [0, classes).
+ * Validation saw every target in range, so for unchanging inputs this is t != ignore_index;
+ * one unsigned comparison more keeps a target changed since then from becoming an address. */
+static inline int FN(class_in_range)(const nll_loss_problem *p, int64_t t) {
+    return t != p->ignore_index && (uint64_t)t < (uint64_t)p->classes;
+}
+
 /* Sum of w[t] over non-ignored samples (their count without weight): the MEAN denominator. */
 static double FN(class_weight_total)(const nll_loss_problem *p) {
     if (!p->weight.present && p->samples_iter.ndim == 1 && p->target.dtype.code == kDLInt &&
@@ -212,7 +225,7 @@ static double FN(class_weight_total)(const nll_loss_problem *p) {
         for (int64_t i = 0; i < p->samples; i++) {
             int64_t t;
             memcpy(&t, p->target.data + i * step, sizeof t);
-            count += t != p->ignore_index;
+            count += FN(class_in_range)(p, t);
         }
         return (double)count;
     }
@@ -221,7 +234,7 @@ static double FN(class_weight_total)(const nll_loss_problem *p) {
     for (int64_t i = 0; i < p->samples; i++, nll_iter_next(&it)) {
         int64_t t = p->load_index(p->target.data +
                                   it.offset[NLL_SLOT_TARGET] * p->target.item_size);
-        if (t == p->ignore_index)
+        if (!FN(class_in_range)(p, t))
             continue;
         total += p->weight.present ? (double)FN(load)(p->weight.data, t * p->weight.strides[0])
                                    : 1.0;
@@ -276,7 +289,7 @@ static void FN(nll_forward_blocks)(void *arg, int64_t first, int64_t end) {
             int64_t t = p->load_index(p->target.data +
                                       it.offset[NLL_SLOT_TARGET] * p->target.item_size);
             NLL_A loss = 0;
-            if (t != p->ignore_index) {
+            if (FN(class_in_range)(p, t)) {
                 NLL_A x_t = FN(load)(x, it.offset[NLL_SLOT_INPUT] + t * x_class);
                 NLL_A w = p->weight.present ? FN(load)(p->weight.data, t * p->weight.strides[0])
                                             : 1;
@@ -327,7 +340,7 @@ static void FN(nll_backward_blocks)(void *arg, int64_t first, int64_t end) {
                 FN(store)(p->grad.data, row + c * g_class, 0);
             int64_t t = p->load_index(p->target.data +
                                       it.offset[NLL_SLOT_TARGET] * p->target.item_size);
-            if (t == p->ignore_index)
+            if (!FN(class_in_range)(p, t))
                 continue;
             NLL_A scale = (NLL_A)(FN(upstream)(p, it.offset) / job->denominator);
             NLL_A w = p->weight.present ? FN(load)(p->weight.data, t * p->weight.strides[0]) : 1;
@@ -486,7 +499,7 @@ NLL_ROW_STEP int FN(class_begin)(const FN(loss_job) *job, const int64_t *at,
                                  FN(class_row) *r) {
     const nll_loss_problem *p = job->p;
     r->t = p->load_index(p->target.data + at[NLL_SLOT_TARGET] * p->target.item_size);
-    r->valid = r->t != p->ignore_index;
+    r->valid = FN(class_in_range)(p, r->t); /* everything below uses this one read */
     r->active = p->classes > 0 && (r->valid || job->want_grad); /* C = 0: all were ignored */
     r->x_t = r->active && r->valid
                  ? FN(load)(p->input.data, at[NLL_SLOT_INPUT] +
@@ -624,7 +637,7 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
  * vectors, and transposed block by block, so that lane r holds row r: the max, the
  * exponentials, the log and the loss are then plain vector operations over classes, with no
  * horizontal step and no branch per row; the gradient is transposed back. Targets become 32-bit
- * lanes (-1 when ignored: C is small). */
+ * lanes (C is small), -1 when ignored or out of range (FN(class_in_range)). */
 #define NLL_SMALL_VECTORS 2
 
 static int FN(small_rows_apply)(const nll_loss_problem *p) {
@@ -673,13 +686,13 @@ static inline void FN(small_rows_of)(const FN(loss_job) *job, int64_t begin, int
                 for (int k = 0; k < vectors; k++)
                     v[k * NLL_VLEN + r] = FN(small_load)(p->input.data + (group + r) * x_step,
                                                          k * NLL_VLEN, classes);
-            t = NLL_VTARGETS(p->target.data + group * t_step, p->ignore_index);
+            t = NLL_VTARGETS(p->target.data + group * t_step, p->ignore_index, classes);
         } else {
             int32_t target[NLL_VLEN];
             for (int64_t r = 0; r < NLL_VLEN; r++) {
                 const int64_t i = r < rows ? p->load_index(p->target.data + (group + r) * t_step)
                                            : p->ignore_index;
-                target[r] = i == p->ignore_index ? -1 : (int32_t)i;
+                target[r] = FN(class_in_range)(p, i) ? (int32_t)i : -1;
                 for (int k = 0; k < vectors; k++)
                     v[k * NLL_VLEN + r] =
                         r < rows ? FN(small_load)(p->input.data + (group + r) * x_step,
