@@ -31,8 +31,9 @@ __device__ double class_row(const loss_args &a, const int64_t *off, double denom
     const T *x = (const T *)a.x + off[NLL_SLOT_INPUT];
     const T *w = (const T *)a.weight;
     const bool none = a.reduction == NLL_REDUCTION_NONE, smoothing = a.smoothing > 0;
-    const int64_t t = class_index(a, off[NLL_SLOT_TARGET]);
-    const bool valid = t != a.ignore_index;
+    // one read for the whole group: its value steers the group's barriers
+    const int64_t t = group_first<WARP>(class_index(a, off[NLL_SLOT_TARGET]));
+    const bool valid = class_in_range(a, t);
     if (a.classes == 0 || (!valid && !a.want_grad)) {
         if (a.want_loss && none && lane == 0)
             store((T *)a.loss + off[NLL_SLOT_LOSS], A(0));

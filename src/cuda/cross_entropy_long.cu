@@ -75,7 +75,7 @@ template <typename T> __global__ void long_rows_kernel(loss_args a, chunking ch)
     walk_offsets(a.samples_walk, row, NLL_ITER_SLOTS, off);
     const int64_t t = class_index(a, off[NLL_SLOT_TARGET]);
     A loss = 0;
-    if (t != a.ignore_index) {
+    if (class_in_range(a, t)) {
         const T *w = (const T *)a.weight;
         const A log_p_t = (load((const T *)a.x + off[NLL_SLOT_INPUT] + t * a.x_class) - max) - log_sum;
         loss = w ? -(log_p_t * load(w + t * a.w_stride)) : -log_p_t;
@@ -100,7 +100,7 @@ __global__ void __launch_bounds__(kChunkThreads) long_gradient_kernel(loss_args 
     int64_t off[NLL_ITER_SLOTS];
     walk_offsets(a.samples_walk, row, NLL_ITER_SLOTS, off);
     const int64_t t = class_index(a, off[NLL_SLOT_TARGET]);
-    const bool valid = t != a.ignore_index;
+    const bool valid = class_in_range(a, t);
     const double denominator = a.reduction == NLL_REDUCTION_MEAN ? ws->denominator : 1.0;
     const T *w = (const T *)a.weight;
     const A scale = valid ? (A)(upstream<T>(a, off) / denominator) : A(0);

@@ -209,6 +209,21 @@ __device__ __forceinline__ V group_reduce(V v, Op op, V *scratch) {
     return total;
 }
 
+// Lane 0's v, given to every thread of the group (the group must be converged, as in
+// for_each_row): a value read from memory the caller may change during the call, which every
+// thread must see alike before it steers their barriers.
+template <bool WARP> __device__ __forceinline__ int64_t group_first(int64_t v) {
+    if (WARP)
+        return (int64_t)__shfl_sync(0xffffffffu, (long long)v, 0);
+    __shared__ long long s_first;
+    if (threadIdx.x == 0)
+        s_first = (long long)v;
+    __syncthreads();
+    v = (int64_t)s_first;
+    __syncthreads(); // read by all before the next row's value replaces it
+    return v;
+}
+
 // Calls f(off) for each row this thread's group owns, off holding the first `slots` element
 // offsets of the row's start: rows are dealt to the grid's groups in turn.
 template <bool WARP, typename F>
@@ -234,7 +249,8 @@ template <typename T> struct vec16 {
     };
 };
 
-// The skeleton of a contiguous row's sweep (x aligned to its elements): scalar elements up to
+// The skeleton of a contiguous row's elementwise sweep (x aligned to its elements; which
+// thread takes which element depends on x's address, see index_sweep): scalar elements up to
 // the first 16-byte boundary, then whole 16-byte vectors with kUnroll loads in flight per
 // thread (enough bytes in flight for HBM), then a scalar tail. scalar(c) takes element c;
 // vector(first, in) the vector whose first element is first.
@@ -269,15 +285,88 @@ __device__ __forceinline__ void contiguous_sweep(const T *x, int64_t n, S scalar
         scalar(c);
 }
 
+// The 16 bytes that start m bytes into lo and run on into hi (0 < m < 16, little-endian).
+__device__ __forceinline__ uint4 bytes_at(uint4 lo, uint4 hi, int m) {
+    const int r = (m & 3) * 8;
+    unsigned a, b, c, d, e;
+    switch (m >> 2) {
+    case 0: a = lo.x, b = lo.y, c = lo.z, d = lo.w, e = hi.x; break;
+    case 1: a = lo.y, b = lo.z, c = lo.w, d = hi.x, e = hi.y; break;
+    case 2: a = lo.z, b = lo.w, c = hi.x, d = hi.y, e = hi.z; break;
+    default: a = lo.w, b = hi.x, c = hi.y, d = hi.z, e = hi.w; break;
+    }
+    uint4 v;
+    v.x = __funnelshift_r(a, b, r);
+    v.y = __funnelshift_r(b, c, r);
+    v.z = __funnelshift_r(c, d, r);
+    v.w = __funnelshift_r(d, e, r);
+    return v;
+}
+
+// The sweep for reductions along a contiguous row (x aligned to its elements): which thread
+// takes which element, and in what order, depends on the row's length only, never on where it
+// starts, so a sum has the same bits at any address. The row is cut into 16-byte vectors from
+// its first element (vector k: elements [kV, kV + V)), dealt to the group's threads in turn
+// with kUnroll loads in flight, then a scalar tail. A row on a 16-byte boundary loads each
+// vector at once; another cuts vector k from the two aligned loads that hold it (both inside
+// the row for 0 < k < body - 1; the first and last are read element by element).
+template <bool WARP, typename T, typename S, typename Vf>
+__device__ __forceinline__ void index_sweep(const T *x, int64_t n, S scalar, Vf vector) {
+    const int lane = group<WARP>::lane(), size = group<WARP>::size();
+    const int V = vec16<T>::N;
+    const int64_t body = n / V;
+    const int m = (int)((uintptr_t)x % 16);
+    const uint4 *chunk = (const uint4 *)(const void *)((const char *)x - m); // 16-byte aligned
+    auto load_vector = [&](int64_t k) {
+        vec16<T> in;
+        if (m == 0) {
+            in.raw = chunk[k];
+        } else if (k == 0 || k == body - 1) {
+#pragma unroll
+            for (int j = 0; j < V; j++)
+                in.v[j] = x[k * V + j];
+        } else {
+            in.raw = bytes_at(chunk[k], chunk[k + 1], m);
+        }
+        return in;
+    };
+    int64_t k = lane;
+    for (; k + (int64_t)(kUnroll - 1) * size < body; k += (int64_t)kUnroll * size) {
+        vec16<T> in[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++)
+            in[u] = load_vector(k + u * size);
+#pragma unroll
+        for (int u = 0; u < kUnroll; u++)
+            vector((k + u * size) * V, in[u]);
+    }
+    for (; k < body; k += size)
+        vector(k * V, load_vector(k));
+    for (int64_t c = body * V + lane; c < n; c += size)
+        scalar(c);
+}
+
 // Visits the n elements of a row, each thread of the group taking its share: f(c, x_c) may
 // return a value stored at out[c] (when out is not NULL; it may be x itself). Contiguous rows
-// whose output has the input's alignment go 16 bytes at a time.
+// whose output has the input's alignment go 16 bytes at a time. Without out, f may accumulate
+// (a reduction): the elements are then dealt by index_sweep, whatever the row's address; with
+// out, f must be elementwise (its values do not depend on which thread takes which element).
 template <bool WARP, typename T, typename F>
 __device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
                                           int64_t out_stride, int64_t n, F f) {
     typedef typename elem<T>::acc A;
     const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
     const bool contiguous = x_stride == 1 && (!out || out_stride == 1);
+    if (contiguous && !out && xa % sizeof(T) == 0) {
+        index_sweep<WARP>(
+            x, n, [&](int64_t c) { f(c, load(x + c)); },
+            [&](int64_t first, const vec16<T> &in) {
+#pragma unroll
+                for (int j = 0; j < vec16<T>::N; j++)
+                    f(first + j, elem<T>::to_acc(in.v[j]));
+            });
+        return;
+    }
     if (!contiguous || xa % sizeof(T) || (out && (oa % 16 != xa % 16))) {
         for (int64_t c = group<WARP>::lane(); c < n; c += group<WARP>::size()) {
             A r = f(c, load(x + c * x_stride));
@@ -304,7 +393,8 @@ __device__ __forceinline__ void sweep_row(const T *x, int64_t x_stride, T *out,
 }
 
 // This thread's (max, sum of exp) over its share of a row (group_reduce combines the shares):
-// the hot first pass, so contiguous rows go a vector at a time (online_add_vector).
+// the hot first pass, so contiguous rows go a vector at a time (online_add_vector), dealt by
+// index_sweep so that the statistics do not depend on the row's address.
 template <bool WARP, typename T>
 __device__ __forceinline__ online<typename elem<T>::acc> row_online(const T *x, int64_t stride,
                                                                    int64_t n) {
@@ -315,7 +405,7 @@ __device__ __forceinline__ online<typename elem<T>::acc> row_online(const T *x, 
             online_add(o, load(x + c * stride));
         return o;
     }
-    contiguous_sweep<WARP>(
+    index_sweep<WARP>(
         x, n, [&](int64_t c) { online_add(o, load(x + c)); },
         [&](int64_t, const vec16<T> &in) {
             A v[vec16<T>::N];

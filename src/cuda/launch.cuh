@@ -149,6 +149,14 @@ __device__ __forceinline__ int64_t class_index(const loss_args &a, int64_t offse
                             a.target_bits, &beyond, &whole, &as_double);
 }
 
+// Whether class index t, as read now, is one to use: not ignore_index and in [0, C). The checks
+// saw every target in range, but the memory may have changed since (a racing writer): an index
+// out of range at use is taken as ignored, so it never becomes an address. Results for such a
+// call are unspecified; no kernel reads or writes outside its tensors.
+__device__ __forceinline__ bool class_in_range(const loss_args &a, int64_t t) {
+    return t != a.ignore_index && (uint64_t)t < (uint64_t)a.classes;
+}
+
 #define NLL_CUDA_DISPATCH(kind, CALL)                                                          \
     switch (kind) {                                                                            \
     case NLL_KIND_F64: CALL(double); break;                                                    \

@@ -18,7 +18,7 @@ template <typename T> __global__ void nll_forward_kernel(loss_args a) {
         walk_offsets(a.samples_walk, i, NLL_SLOT_LOSS + 1, off);
         const int64_t t = class_index(a, off[NLL_SLOT_TARGET]);
         A loss = 0;
-        if (t != a.ignore_index) {
+        if (class_in_range(a, t)) {
             const A x_t = load(x + off[NLL_SLOT_INPUT] + t * a.x_class);
             /* -(x * w), as PyTorch forms it: a 0 log-probability gives -0 */
             loss = w ? -(x_t * load(w + t * a.w_stride)) : -x_t;
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) nll_backward_kernel(loss_args 
     for_each_row<WARP>(a.samples, a.samples_walk, NLL_ITER_SLOTS, [&](const int64_t *off) {
         const int64_t t = class_index(a, off[NLL_SLOT_TARGET]);
         A value = 0;
-        if (t != a.ignore_index) {
+        if (class_in_range(a, t)) {
             const A scale = (A)(upstream<T>(a, off) / denominator);
             value = (w ? load(w + t * a.w_stride) : A(1)) * -scale;
         }
