@@ -259,6 +259,26 @@ def async_mode():
         stats["cases"] += 1
         if lib.nll_context_sync(ctx.handle) != 0:
             fail("async: second sync", "not clear")
+        # a floating class-index target is a dtype error of the call itself, not of the sync,
+        # with the CPU's message up to its facts about the values
+        stats["cases"] += 1
+        try:
+            F.cross_entropy(x, t.float())
+            fail("async float target", "no error from the call")
+        except nll.TargetDtypeError as e:
+            prefix = "nll_cross_entropy_forward: target has dtype float32, but class indices must be integers"
+            try:
+                F.cross_entropy(x.cpu(), t.float().cpu())
+                cpu = ""
+            except nll.TargetDtypeError as e_cpu:
+                cpu = str(e_cpu)
+            if not str(e).startswith(prefix) or not cpu.startswith(prefix):
+                fail("async float target", "messages %r and (CPU) %r" % (str(e), cpu))
+        if lib.nll_context_sync(ctx.handle) != 0:
+            fail("async float target", "an error was left for the sync")
+        same("async float target, the next call", F.cross_entropy(x, t),
+             F.cross_entropy(x.cpu(), t.cpu()), torch.float32)
+        lib.nll_context_sync(ctx.handle)
         # the same through the Python API
         lib.nll_context_set_async(ctx.handle, 0)
         nll.set_async(True)
@@ -338,6 +358,80 @@ def streams_and_long_rows():
         same("130 rows of 65537 grad %s" % dtype, gg, gc, dtype)
 
 
+def at_offset(x, elements):
+    """x copied into GPU storage `elements` elements past a 512-byte aligned start."""
+    storage = torch.empty(x.numel() + 64, dtype=x.dtype, device=DEV)
+    return storage[elements:elements + x.numel()].view(x.shape).copy_(x)
+
+
+def offsets():
+    """The same operands at byte offsets 0, 4, ..., 60 (2-byte steps for 16-bit types) give
+    bitwise the same results: how a row's elements are dealt to threads depends on its length,
+    not its address. Long rows (several blocks per row), block rows and warp rows."""
+    gen = torch.Generator().manual_seed(17)
+    for dtype, shape in itertools.product((torch.float32, torch.bfloat16, torch.float16),
+                                          [(2, 70001), (4, 5003), (64, 301)]):
+        rows, classes = shape
+        x = (torch.randn(shape, generator=gen) * 4).to(dtype)
+        g = torch.randn(shape, generator=gen).to(dtype)
+        q = torch.softmax(torch.randn(shape, generator=gen), 1).to(dtype)
+        w = (torch.rand(classes, generator=gen) + 0.5).to(dtype)
+        t = targets((rows,), classes, -100, gen).to(DEV)
+
+        def results(k):
+            xs, gs, qs, ws = (at_offset(v, k) for v in (x, g, q, w))
+            out = list(F.cross_entropy_with_grad(xs, t))
+            out += list(F.cross_entropy_with_grad(xs, t, ws, label_smoothing=0.1,
+                                                  reduction="none"))
+            out += list(F.cross_entropy_with_grad(xs, qs))
+            y = F.log_softmax(xs, 1)
+            out += [y, F.log_softmax_backward(gs, at_offset(y, k), 1),
+                    F.nll_loss(at_offset(y, k), t, ws)]
+            inplace = at_offset(x, k)
+            out += list(F.cross_entropy_with_grad(inplace, t, inplace=True))
+            return [o.to("cpu") for o in out]
+
+        want = results(0)
+        name = "%s %s" % (str(dtype)[6:], shape)
+        for k in range(1, 64 // x.element_size()):
+            got = results(k)
+            stats["cases"] += 1
+            bad = [i for i, (a, b) in enumerate(zip(got, want)) if not torch.equal(a, b)]
+            if bad:
+                fail("offsets %s" % name, "byte offset %d: results %s differ from offset 0"
+                     % (k * x.element_size(), bad))
+
+
+def graph_replays_and_calls():
+    """A graph captured from the context, replayed on one stream while uncaptured calls of the
+    same context run on another: both use its workspace, so they must be ordered (the graph
+    waits for and records the context's event); unordered, their partial sums mix."""
+    gen = torch.Generator().manual_seed(9)
+    xg = torch.randn(2048, 1000, generator=gen)
+    tg = torch.randint(0, 1000, (2048,), generator=gen)
+    xu = torch.randn(4096, 500, generator=gen)
+    tu = torch.randint(0, 500, (4096,), generator=gen)
+    want_g, want_u = F.cross_entropy(xg, tg), F.cross_entropy(xu, tu)
+    xg, tg, xu, tu = on(DEV, xg, tg, xu, tu)
+    F.cross_entropy(xg, tg)  # the workspace, before the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        lgraph = F.cross_entropy(xg, tg)
+    replay, calls = torch.cuda.Stream(), torch.cuda.Stream()
+    got_g, got_u = [], []
+    for k in range(40):
+        with torch.cuda.stream(replay):
+            graph.replay()
+            got_g.append(lgraph.clone())
+        with torch.cuda.stream(calls):
+            got_u.append(F.cross_entropy(xu, tu))
+    torch.cuda.synchronize()
+    for k in range(40):
+        same("graph replay %d against calls on another stream" % k, got_g[k], want_g, torch.float32)
+        same("call %d against graph replays on another stream" % k, got_u[k], want_u, torch.float32)
+
+
 def main():
     torch.manual_seed(0)
     print("GPU: %s; torch %s; libnll %s" % (torch.cuda.get_device_name(0) if DEV.type == "cuda" else "none (dry run)", torch.__version__,
@@ -345,7 +439,8 @@ def main():
     sections = [("loss ops", lambda: [run_loss_case(*c) for c in loss_cases()]),
                 ("log_softmax", softmax_cases), ("special values", special_values),
                 ("errors", errors), ("async and graphs", async_mode),
-                ("streams, long", streams_and_long_rows)]
+                ("streams, long", streams_and_long_rows), ("offsets", offsets),
+                ("graphs, streams", graph_replays_and_calls)]
     for name, fn in sections:
         before = dict(stats)
         try:
