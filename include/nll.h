@@ -168,8 +168,13 @@ NLL_API nll_status nll_last_error_detail(const nll_context *ctx, nll_error_detai
  *
  * Tensors on kDLCUDA (or kDLCUDAManaged) devices run on that GPU, on the context's stream, with
  * the same validation and messages as on the CPU. Checks that need the values (target range,
- * floating targets, NLL_CHECK_FINITE) run in kernels; a rejected call writes no output, and
- * the next call works: no device-side assert, the CUDA context stays usable.
+ * whole floating targets under NLL_ALLOW_FLOAT_TARGETS, NLL_CHECK_FINITE) run in kernels; a
+ * rejected call writes no output, and the next call works: no device-side assert, the CUDA
+ * context stays usable. Everything known from the tensors' descriptors is refused by the call
+ * itself, in every mode, before the device is used: a floating class-index target without
+ * NLL_ALLOW_FLOAT_TARGETS is NLL_ERROR_FLOAT_TARGET at once, with the CPU's message up to its
+ * facts about the values ("target has dtype float32, but class indices must be integers"),
+ * which are not read on the GPU, then both of the CPU's fixes.
  *
  * By default a call returns once the GPU has finished it, so its status is final. In
  * asynchronous mode a call returns after queueing its kernels and a value error is reported by
@@ -178,21 +183,32 @@ NLL_API nll_status nll_last_error_detail(const nll_context *ctx, nll_error_detai
  * captured in a CUDA graph; while a stream is being captured they behave as in asynchronous
  * mode (make one uncaptured call on the device first: it allocates the context's workspace).
  *
- * Each context holds a small workspace per device, made on its first call there. Calls of one
- * context on one device run in order even across streams: a call on another stream than the
- * previous one waits for it (an event, not a host wait). */
+ * Each context holds a small workspace per device, made on its first call there, with an event
+ * and a stream of its own (for nll_context_sync); if making them fails, that call returns
+ * NLL_ERROR_CUDA and the next call tries again. The work of one context on one device runs in
+ * order, whatever the streams: a call on another stream than the previous one waits for it (an
+ * event, not a host wait), and so do graphs: a captured call puts that wait into the graph,
+ * and its record, as external event nodes, so each replay waits for the context's work on the
+ * device launched before it (calls and other replays, on any stream) and the work launched
+ * after it waits for the replay; within one capture, a call on another captured stream than
+ * the previous captured call waits for it. So no replay races an uncaptured call on the shared
+ * workspace. A graph captured from a context uses its workspace and event: do not replay it
+ * after nll_context_destroy. */
 
 /* 1 when this build has the CUDA backend and a GPU is visible, else 0. */
 NLL_API int nll_cuda_available(void);
 /* The cudaStream_t the context's GPU work goes to; NULL (the default) is the legacy default
- * stream. The context never creates or destroys streams. */
+ * stream. The context never creates or destroys this stream. */
 NLL_API nll_status nll_context_set_cuda_stream(nll_context *ctx, void *stream);
 NLL_API void *nll_context_cuda_stream(const nll_context *ctx);
-/* async = 1: GPU calls do not wait for the GPU (see above); 0: they do (the default). */
+/* async = 1: GPU calls do not wait for the GPU (see above); 0: they do (the default). Errors
+ * known without the values (dtypes, shapes, devices) come from the call in either mode. */
 NLL_API nll_status nll_context_set_async(nll_context *ctx, int async);
-/* Waits for the context's GPU work, then reports the first value error of an asynchronous call
- * since the last sync (its message as the call itself would have given it) and clears it.
- * NLL_OK when there was none, or without the CUDA backend. */
+/* Waits for the context's GPU work on every device it has used, each on that device's own
+ * stream (the context's stream may belong to another device), including the replays of its
+ * graphs launched before the sync; then reports the first value error of an asynchronous or
+ * captured call since the last sync (its message as the call itself would have given it) and
+ * clears it. NLL_OK when there was none, or without the CUDA backend. */
 NLL_API nll_status nll_context_sync(nll_context *ctx);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -4,6 +4,7 @@
 // report functions as the CPU's (src/validate.c).
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "launch.cuh"
@@ -16,11 +17,17 @@ const int kMaxDevices = 64;
 const int kPending = 64; // asynchronous calls remembered for their messages
 
 struct device_state {
-    workspace *ws;
+    workspace *ws;         // set once the workspace is allocated and reset: the device is ready
     status_record *record; // pinned host copy of ws->sticky
-    cudaEvent_t done;      // recorded after each call: a call on another stream waits for it
-    cudaStream_t last;     // the stream of the last call (valid once used)
-    bool used;
+    cudaEvent_t done;      // recorded after each call and, as a graph node, each captured call:
+                           // the next call, or a replay, waits for it
+    cudaEvent_t captured;  // recorded after each captured call, inside its capture
+    cudaStream_t own;      // the device's own stream: the first reset and nll_context_sync
+    cudaStream_t last;     // the stream of the last uncaptured call (valid once used)
+    unsigned long long capture_id; // the capture of the last captured call (0: none)
+    cudaStream_t capture_last;     // and its stream
+    bool used;             // done was recorded by an uncaptured call
+    bool graphs;           // a call was captured: replays record done on any stream
 };
 
 struct pending_call {
@@ -76,7 +83,73 @@ struct device_scope {
 
 cudaStream_t stream_of(const nll_context *ctx) { return (cudaStream_t)ctx->cuda_stream; }
 
-// The context's workspace on the current device, made (and zeroed) on first use.
+// Frees what prepare_device made; each handle is null until made.
+void free_device(device_state *d) {
+    if (d->own)
+        cudaStreamSynchronize(d->own);
+    if (d->done)
+        cudaEventSynchronize(d->done);
+    if (d->captured)
+        cudaEventDestroy(d->captured);
+    if (d->done)
+        cudaEventDestroy(d->done);
+    if (d->own)
+        cudaStreamDestroy(d->own);
+    if (d->record)
+        cudaFreeHost(d->record);
+    if (d->ws)
+        cudaFree(d->ws);
+    memset(d, 0, sizeof *d);
+}
+
+// Allocates the current device's workspace, status record, events and stream, and resets the
+// workspace (its status words start as whatever the memory held). Everything or nothing: on
+// failure all is freed and *dev stays empty, so the next call tries again.
+nll_status prepare_device(const nll_call *call, device_state *dev) {
+    device_state d;
+    memset(&d, 0, sizeof d);
+    cudaGetLastError(); // a stale launch error is not this reset's
+    const char *what = "";
+    cudaError_t err;
+    if ((err = cudaMalloc((void **)&d.ws, sizeof(workspace))) != cudaSuccess)
+        what = "cudaMalloc of the workspace";
+    else if ((err = cudaMallocHost((void **)&d.record, sizeof(status_record))) != cudaSuccess)
+        what = "cudaMallocHost of the status record";
+    else if ((err = cudaEventCreateWithFlags(&d.done, cudaEventDisableTiming)) != cudaSuccess ||
+             (err = cudaEventCreateWithFlags(&d.captured, cudaEventDisableTiming)) != cudaSuccess)
+        what = "cudaEventCreate";
+    else if ((err = cudaStreamCreateWithFlags(&d.own, cudaStreamNonBlocking)) != cudaSuccess)
+        what = "cudaStreamCreate";
+    else {
+        what = "resetting the workspace";
+#ifdef NLL_CUDA_TEST_HOOKS
+        // Test builds only (tests/gpu/run.sh): the reset fails as a failed launch would, and
+        // the workspace holds 0xff bytes, as uninitialised memory may.
+        if (getenv("NLL_TEST_FAIL_WORKSPACE_RESET")) {
+            cudaMemsetAsync(d.ws, 0xff, sizeof(workspace), d.own);
+            err = cudaErrorLaunchOutOfResources;
+        } else
+#endif
+        {
+            launch_reset(d.ws, d.own);
+            err = cudaGetLastError();
+        }
+        if (err == cudaSuccess)
+            err = cudaStreamSynchronize(d.own);
+    }
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        free_device(&d);
+        return nll_fail(call, NLL_ERROR_CUDA, "",
+                        "preparing the context's GPU workspace failed: %s: %s (%s); nothing was "
+                        "computed, and the next call tries again",
+                        what, cudaGetErrorName(err), cudaGetErrorString(err));
+    }
+    *dev = d;
+    return NLL_OK;
+}
+
+// The context's workspace on device id (the current device), made on first use.
 nll_status device_for(const nll_call *call, int id, device_state **out) {
     nll_context *ctx = call->ctx;
     if (!ctx->cuda) {
@@ -96,24 +169,7 @@ nll_status device_for(const nll_call *call, int id, device_state **out) {
                         "but its workspace must be allocated first: make one call before "
                         "capturing",
                         id);
-    cudaError_t err;
-    if ((err = cudaMalloc((void **)&dev->ws, sizeof(workspace))) != cudaSuccess) {
-        dev->ws = nullptr;
-        return cuda_fail(call, err, "cudaMalloc of the workspace");
-    }
-    if ((err = cudaMallocHost((void **)&dev->record, sizeof(status_record))) != cudaSuccess ||
-        (err = cudaEventCreateWithFlags(&dev->done, cudaEventDisableTiming)) != cudaSuccess) {
-        if (dev->record)
-            cudaFreeHost(dev->record);
-        cudaFree(dev->ws);
-        dev->ws = nullptr;
-        dev->record = nullptr;
-        return cuda_fail(call, err, "preparing the status record");
-    }
-    launch_reset(dev->ws, stream_of(ctx));
-    if ((err = cudaStreamSynchronize(stream_of(ctx))) != cudaSuccess)
-        return cuda_fail(call, err, "preparing the workspace");
-    return NLL_OK;
+    return prepare_device(call, dev);
 }
 
 // Kernels fault on misaligned or host pointers, which would end the CUDA context: refuse them.
@@ -220,7 +276,7 @@ nll_status collect(const nll_call *call, device_state *dev, cudaStream_t stream,
                    const nll_loss_problem *current, unsigned long long current_serial) {
     nll_context *ctx = call->ctx;
     cudaError_t err = cudaSuccess;
-    if (dev->used && dev->last != stream)
+    if (dev->graphs || (dev->used && dev->last != stream))
         err = cudaStreamWaitEvent(stream, dev->done, 0);
     if (err == cudaSuccess)
         err = cudaMemcpyAsync(dev->record, &dev->ws->sticky, sizeof(status_record),
@@ -253,26 +309,44 @@ nll_status collect(const nll_call *call, device_state *dev, cudaStream_t stream,
     return status;
 }
 
-// Before the launches: whether the stream is being captured, and ordering after the last call
-// on this device if that was on another stream (they share the workspace). Clears a stale
-// error of the CUDA runtime so a launch failure is this call's.
-nll_status begin(const nll_call *call, device_state *dev, cudaStream_t stream, bool *capturing) {
+// Before the launches: whether the stream is being captured, and ordering after the last work
+// on this device's workspace when that may be on another stream: the last uncaptured call, or
+// a replay of a graph captured from this context (its record of done). A captured call puts
+// that wait into the graph as an external event node, so each replay waits for the context's
+// work launched before it; within one capture, a call on another stream than the previous
+// captured call waits for that one. Clears a stale error of the CUDA runtime so a launch
+// failure is this call's.
+nll_status begin(const nll_call *call, device_state *dev, cudaStream_t stream, bool *capturing,
+                 unsigned long long *capture_id) {
     cudaGetLastError();
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    *capture_id = 0;
     cudaError_t err = cudaStreamIsCapturing(stream, &capture);
     if (err != cudaSuccess)
         return cuda_fail(call, err, "cudaStreamIsCapturing");
     *capturing = capture != cudaStreamCaptureStatusNone;
-    if (dev->used && dev->last != stream && !*capturing &&
-        (err = cudaStreamWaitEvent(stream, dev->done, 0)) != cudaSuccess)
-        return cuda_fail(call, err, "ordering after the previous call's stream");
+    if (*capturing && (err = cudaStreamGetCaptureInfo(stream, &capture, capture_id)) != cudaSuccess)
+        return cuda_fail(call, err, "cudaStreamGetCaptureInfo");
+    if (!*capturing) {
+        if ((dev->graphs || (dev->used && dev->last != stream)) &&
+            (err = cudaStreamWaitEvent(stream, dev->done, 0)) != cudaSuccess)
+            return cuda_fail(call, err, "ordering after the previous call's stream");
+        return NLL_OK;
+    }
+    if ((dev->used || dev->graphs) &&
+        (err = cudaStreamWaitEvent(stream, dev->done, cudaEventWaitExternal)) != cudaSuccess)
+        return cuda_fail(call, err, "ordering the captured call after the context's earlier work");
+    if (dev->capture_id == *capture_id && dev->capture_last != stream &&
+        (err = cudaStreamWaitEvent(stream, dev->captured, 0)) != cudaSuccess)
+        return cuda_fail(call, err, "ordering after the previous captured call's stream");
     return NLL_OK;
 }
 
 // After the launches: launch errors now; value errors at once, or -- asynchronous mode, or a
 // stream being captured into a graph -- at nll_context_sync.
 nll_status finish(const nll_call *call, device_state *dev, cudaStream_t stream, bool capturing,
-                  const nll_loss_problem *p, unsigned long long serial) {
+                  unsigned long long capture_id, const nll_loss_problem *p,
+                  unsigned long long serial) {
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess)
         return cuda_fail(call, err, "launching the kernels");
@@ -281,6 +355,16 @@ nll_status finish(const nll_call *call, device_state *dev, cudaStream_t stream, 
             return cuda_fail(call, err, "cudaEventRecord");
         dev->last = stream;
         dev->used = true;
+    } else {
+        // Each replay records done (a graph node) for the work launched after it, and, within
+        // this capture, captured for the next captured call on another stream.
+        if ((err = cudaEventRecordWithFlags(dev->done, stream, cudaEventRecordExternal)) !=
+                cudaSuccess ||
+            (err = cudaEventRecord(dev->captured, stream)) != cudaSuccess)
+            return cuda_fail(call, err, "cudaEventRecord in the capture");
+        dev->graphs = true;
+        dev->capture_id = capture_id;
+        dev->capture_last = stream;
     }
     nll_context *ctx = call->ctx;
     if (ctx->cuda_async || capturing) {
@@ -360,7 +444,8 @@ extern "C" nll_status nll_cuda_loss(const nll_call *call, const nll_loss_problem
 
     cudaStream_t stream = stream_of(call->ctx);
     bool capturing;
-    if ((status = begin(call, dev, stream, &capturing)))
+    unsigned long long capture_id;
+    if ((status = begin(call, dev, stream, &capturing, &capture_id)))
         return status;
     view_args finite_input, finite_target;
     const bool finite = (p->flags & NLL_CHECK_FINITE) != 0;
@@ -377,7 +462,7 @@ extern "C" nll_status nll_cuda_loss(const nll_call *call, const nll_loss_problem
         launch_cross_entropy(a, p->kind, stream);
     if (want_loss)
         launch_reduce(a, p->kind, stream);
-    return finish(call, dev, stream, capturing, p, a.serial);
+    return finish(call, dev, stream, capturing, capture_id, p, a.serial);
 }
 
 extern "C" nll_status nll_cuda_softmax(const nll_call *call, const nll_softmax_problem *p,
@@ -411,10 +496,11 @@ extern "C" nll_status nll_cuda_softmax(const nll_call *call, const nll_softmax_p
     a.ws = dev->ws;
     cudaStream_t stream = stream_of(call->ctx);
     bool capturing;
-    if ((status = begin(call, dev, stream, &capturing)))
+    unsigned long long capture_id;
+    if ((status = begin(call, dev, stream, &capturing, &capture_id)))
         return status;
     launch_log_softmax(a, p->kind, backward != 0, stream);
-    return finish(call, dev, stream, capturing, nullptr, 0);
+    return finish(call, dev, stream, capturing, capture_id, nullptr, 0);
 }
 
 extern "C" nll_status nll_cuda_sync(const nll_call *call) {
@@ -428,8 +514,8 @@ extern "C" nll_status nll_cuda_sync(const nll_call *call) {
             continue;
         device_scope scope;
         nll_status status = scope.enter(call, "the context's workspace", id);
-        if (!status)
-            status = collect(call, dev, stream_of(ctx), nullptr, 0);
+        if (!status) // on the device's own stream: the context's may belong to another device
+            status = collect(call, dev, dev->own, nullptr, 0);
         if (status && !first)
             first = status;
         if (status) // keep the first error's message
@@ -448,10 +534,7 @@ extern "C" void nll_cuda_release(nll_context *ctx) {
         int previous = -1;
         cudaGetDevice(&previous);
         cudaSetDevice(id);
-        cudaEventSynchronize(dev->done);
-        cudaEventDestroy(dev->done);
-        cudaFree(dev->ws);
-        cudaFreeHost(dev->record);
+        free_device(dev);
         if (previous >= 0)
             cudaSetDevice(previous);
     }

@@ -3,8 +3,13 @@
 # CUDA (no network needed); about 3-5 minutes on an H200. Builds for sm_90, then:
 #   1. tests/gpu/test_gpu.py: every op, dtype and option on the GPU against the CPU, the error
 #      cases each followed by a good call, asynchronous mode and a CUDA graph;
-#   2. compute-sanitizer (memcheck, racecheck) on tests/gpu/sanitize.cu;
-#   3. tests/gpu/bench_gpu.py: copy bandwidth, libnll vs PyTorch.
+#   2. tests/gpu/test_state.cu: the backend's state -- a failed workspace reset tried again,
+#      a floating target refused by the call in async mode, nll_context_sync per device, graph
+#      replays against calls on another stream;
+#   3. compute-sanitizer (memcheck, racecheck) on tests/gpu/sanitize.cu;
+#   4. tests/gpu/bench_gpu.py: copy bandwidth, libnll vs PyTorch.
+# The library is built with -DNLL_CUDA_TEST_HOOKS (test_state's injected reset failure; inert
+# unless NLL_TEST_FAIL_WORKSPACE_RESET is set), which shipped builds do not have.
 # Everything lands in REPORT_DIR (default build-gpu/report): report.txt (all of it) and one
 # file per step. Exit status: the number of failed steps. Without cmake it builds with cc and
 # nvcc directly; without a system dlpack/dlpack.h it uses the copy PyTorch ships.
@@ -60,6 +65,7 @@ say "dlpack headers: ${dlpack:-not found}"
 build_with_cmake() {
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DNLL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DNLL_BUILD_TESTS=ON -DNLL_BUILD_BENCH=OFF -DNLL_BUILD_TOOLS=OFF \
+    -DCMAKE_CUDA_FLAGS=-DNLL_CUDA_TEST_HOOKS \
     ${dlpack:+-DDLPACK_INCLUDE_DIR=$dlpack} &&
   cmake --build "$build" -j"$(nproc)" --target nll test_cuda
 }
@@ -73,7 +79,7 @@ build_without_cmake() { # the same library, CPU side with the reference kernels 
   done
   for f in src/cuda/*.cu; do
     nvcc -arch=sm_90 -std=c++17 -O3 -Xcompiler=-fPIC,-fvisibility=hidden -DNLL_HAVE_CUDA \
-      -DNLL_BUILDING_SHARED "${inc[@]}" -c "$f" -o "$obj/$(basename "$f" .cu).cu.o" & pids+=($!)
+      -DNLL_CUDA_TEST_HOOKS -DNLL_BUILDING_SHARED "${inc[@]}" -c "$f" -o "$obj/$(basename "$f" .cu).cu.o" & pids+=($!)
   done
   for f in "${pids[@]}"; do wait "$f" || return 1; done
   nvcc -shared -cudart static -o "$build/lib/libnll.so" "$obj"/*.o -lpthread -lm &&
@@ -84,7 +90,9 @@ build() {
   if [ -z "${NLL_GPU_NO_CMAKE:-}" ] && command -v cmake >/dev/null; then build_with_cmake
   else echo "without cmake: cc + nvcc"; build_without_cmake; fi &&
   nvcc -arch=sm_90 -Iinclude ${dlpack:+-I$dlpack} tests/gpu/sanitize.cu -L"$build/lib" -lnll \
-    -Xlinker -rpath="$PWD/$build/lib" -o "$build/sanitize"
+    -Xlinker -rpath="$PWD/$build/lib" -o "$build/sanitize" &&
+  nvcc -arch=sm_90 -Iinclude ${dlpack:+-I$dlpack} tests/gpu/test_state.cu -L"$build/lib" -lnll \
+    -Xlinker -rpath="$PWD/$build/lib" -o "$build/test_state"
 }
 export build dlpack
 export -f build build_with_cmake build_without_cmake
@@ -92,6 +100,7 @@ step build 240 bash -c build
 export NLL_LIBRARY=$PWD/$build/lib/libnll.so PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
 step unit 60 "$build/bin/test_cuda"
 step correctness 150 "$python" tests/gpu/test_gpu.py
+step state 60 "$build/test_state"
 step sanitize-run 30 "$build/sanitize"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 if [ -n "$sanitizer" ]; then
