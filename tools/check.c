@@ -1065,18 +1065,20 @@ static void print_report(check_state *s)
     cJSON_AddNumberToObject(summary, "notes", r->notes);
     cJSON_AddBoolToObject(summary, "ok", r->errors == 0);
     if (s->args->json) {
-        char *text = cJSON_Print(r->doc);
-        if (text != NULL)
-            printf("%s\n", text);
+        char *text = cJSON_Print(r->doc), *escaped = text ? cli_json_escaped(text) : NULL;
+        if (escaped != NULL)
+            printf("%s\n", escaped);
+        free(escaped);
         cJSON_free(text);
         return;
     }
+    /* The report quotes file and tensor names: escaped like every message. */
     for (i = 0; i < N_SECTIONS; i++)
-        fputs(sb_str(&r->facts[i]), stdout);
+        cli_fputs(stdout, sb_str(&r->facts[i]));
     if (r->errors + r->warnings + r->notes > 0)
         putchar('\n');
     for (i = 0; i < 3; i++)
-        fputs(sb_str(&r->findings[i]), stdout);
+        cli_fputs(stdout, sb_str(&r->findings[i]));
     putchar('\n');
     if (r->errors == 0 && r->warnings == 0)
         puts("ok: nothing wrong found");
@@ -1112,7 +1114,7 @@ int run_check_command(int argc, char **argv)
     if (fmt_load(a.target, &s.target, err, sizeof err) ||
         (a.input && fmt_load(a.input, &s.input, err, sizeof err)) ||
         (a.weight && fmt_load(a.weight, &s.weight, err, sizeof err))) {
-        fprintf(stderr, "%s: %s\n", cmd, err);
+        cli_printf(stderr, "%s: %s\n", cmd, err);
         fmt_free(&s.target);
         fmt_free(&s.input);
         fmt_free(&s.weight);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,10 +223,19 @@ static int load_digits(const char *path, digits *d)
     gzFile f;
     int row = 0;
 
+    {
+        /* gzopen of a FIFO would wait for a writer forever. */
+        struct stat st;
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+            cli_printf(stderr, "nll demo: %s: not a regular file (%s)\n", path,
+                       fmt_file_type(st.st_mode));
+            return -1;
+        }
+    }
     errno = 0;
     f = gzopen(path, "rb");
     if (f == NULL) {
-        fprintf(stderr, "nll demo: %s: cannot open: %s\n", path,
+        cli_printf(stderr, "nll demo: %s: cannot open: %s\n", path,
                 errno ? strerror(errno) : "out of memory");
         return -1;
     }
@@ -235,7 +245,7 @@ static int load_digits(const char *path, digits *d)
         if (line[0] == '\n' || line[0] == '\0')
             continue;
         if (row == DIGITS_ROWS) {
-            fprintf(stderr, "nll demo: %s: more than %d rows\n", path, DIGITS_ROWS);
+            cli_printf(stderr, "nll demo: %s: more than %d rows\n", path, DIGITS_ROWS);
             gzclose(f);
             return -1;
         }
@@ -246,7 +256,7 @@ static int load_digits(const char *path, digits *d)
             if (end == p || errno != 0 || v < 0 || v > (col < DIGITS_FEATURES ? 16 : 9) ||
                 (col < DIGITS_FEATURES ? *end != ',' : (*end != '\n' && *end != '\0' &&
                                                          *end != '\r'))) {
-                fprintf(stderr,
+                cli_printf(stderr,
                         "nll demo: %s: line %d, column %d: expected 64 pixels (0..16) and a "
                         "class (0..9), comma-separated\n",
                         path, row + 1, col + 1);
@@ -263,7 +273,7 @@ static int load_digits(const char *path, digits *d)
     }
     gzclose(f);
     if (row != DIGITS_ROWS) {
-        fprintf(stderr, "nll demo: %s: %d rows, expected %d\n", path, row, DIGITS_ROWS);
+        cli_printf(stderr, "nll demo: %s: %d rows, expected %d\n", path, row, DIGITS_ROWS);
         return -1;
     }
     return 0;
@@ -333,7 +343,7 @@ static int evaluate(nll_context *ctx, const model *m, const digits *d, const int
     t = tensor_2d(labels, kDLInt, 64, 1, label_shape);
     out = tensor_2d(&value, kDLFloat, 32, 0, NULL);
     if (nll_cross_entropy_forward(ctx, &x, &t, &opts, &out) != NLL_OK) {
-        fprintf(stderr, "nll demo: %s\n", nll_last_error(ctx));
+        cli_printf(stderr, "nll demo: %s\n", nll_last_error(ctx));
         goto done;
     }
     *accuracy = (double)correct / n;
@@ -351,6 +361,7 @@ static void plot_losses(const char *png, const double *losses, const double *tes
 {
     const char *path = getenv("PATH");
     char candidate[4096];
+    const char *c;
     int found = 0, e;
     FILE *gp;
 
@@ -365,10 +376,24 @@ static void plot_losses(const char *png, const double *losses, const double *tes
     }
     if (!found)
         return;
+    for (c = png; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            cli_printf(stderr, "nll demo: --plot %s: the name holds a control character; no plot\n",
+                       png);
+            return;
+        }
     gp = popen("gnuplot 2>/dev/null", "w");
     if (gp == NULL)
         return;
-    fprintf(gp, "set terminal png size 640,400\nset output '%s'\n", png);
+    /* The name goes into a gnuplot command: inside '...' only a quote needs care ('' is one);
+     * the control characters were refused above (a newline would end the command). */
+    fputs("set terminal png size 640,400\nset output '", gp);
+    for (c = png; *c != '\0'; c++) {
+        if (*c == '\'')
+            fputc('\'', gp);
+        fputc(*c, gp);
+    }
+    fputs("'\n", gp);
     fputs("set title 'nll demo: softmax regression on the UCI digits'\n"
           "set xlabel 'epoch'\nset ylabel 'cross-entropy'\nset logscale y\nset grid\n"
           "plot '-' with linespoints title 'train (mean over the epoch)', "
@@ -381,7 +406,7 @@ static void plot_losses(const char *png, const double *losses, const double *tes
         fprintf(gp, "%d %.6f\n", e + 1, test_losses[e]);
     fputs("e\n", gp);
     if (pclose(gp) == 0 && file_exists(png))
-        printf("loss curve: %s\n", png);
+        cli_printf(stdout, "loss curve: %s\n", png);
 }
 
 static int train(nll_context *ctx, const demo_args *a, const char *data_path)
@@ -439,7 +464,7 @@ static int train(nll_context *ctx, const demo_args *a, const char *data_path)
             /* The gradient of the batch's mean loss replaces the logits. */
             st = nll_cross_entropy_fused(ctx, &x, &t, &opts, &out, &x);
             if (st != NLL_OK) {
-                fprintf(stderr, "nll demo: %s\n", nll_last_error(ctx));
+                cli_printf(stderr, "nll demo: %s\n", nll_last_error(ctx));
                 rc = EXIT_REJECTED;
                 goto done;
             }

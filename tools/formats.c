@@ -6,12 +6,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,6 +96,156 @@ int fmt_sizes(const int64_t *shape, int ndim, size_t itemsize, int64_t *count, s
     return 0;
 }
 
+/* ---- memory for large buffers ---- */
+
+typedef struct memory_room {
+    unsigned long long bytes; /* the smallest room found */
+    const char *limit;        /* what sets it, for the message */
+} memory_room;
+
+static void consider(memory_room *room, unsigned long long bytes, const char *limit)
+{
+    if (bytes < room->bytes) {
+        room->bytes = bytes;
+        room->limit = limit;
+    }
+}
+
+/* A number read from a one-line file such as memory.max; -1 for "max", a missing file or text
+ * that is not a number. */
+static long long read_number_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long long v = -1;
+    if (f == NULL)
+        return -1;
+    if (fscanf(f, "%lld", &v) != 1)
+        v = -1;
+    fclose(f);
+    return v;
+}
+
+/* One cgroup hierarchy's limits for this process's group and every group above it, up to
+ * the mount point base (a container sees its own group there). */
+static void consider_cgroup_tree(memory_room *room, const char *base, const char *group,
+                                 const char *limit_file, const char *usage_file)
+{
+    char dir[1024];
+    size_t n, base_len = strlen(base);
+    snprintf(dir, sizeof dir, "%s%s", base, group);
+    n = strlen(dir);
+    while (n > 0 && (dir[n - 1] == '\n' || dir[n - 1] == '/'))
+        dir[--n] = '\0';
+    for (;;) {
+        char path[1100];
+        long long limit, usage;
+        snprintf(path, sizeof path, "%s/%s", dir, limit_file);
+        limit = read_number_file(path);
+        snprintf(path, sizeof path, "%s/%s", dir, usage_file);
+        usage = read_number_file(path);
+        if (limit >= 0 && usage >= 0)
+            consider(room, limit > usage ? (unsigned long long)(limit - usage) : 0,
+                     "the room left under the cgroup's memory limit");
+        if (n <= base_len)
+            break;
+        while (n > base_len && dir[n - 1] != '/')
+            n--;
+        if (n > base_len)
+            n--;
+        dir[n] = '\0';
+    }
+}
+
+/* The cgroup memory limits: v2 (memory.max) and v1 (memory.limit_in_bytes). */
+static void consider_cgroup(memory_room *room)
+{
+    char line[512];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof line, f) != NULL) {
+        const char *v1 = strstr(line, ":memory:");
+        if (strncmp(line, "0::", 3) == 0)
+            consider_cgroup_tree(room, "/sys/fs/cgroup", line + 3, "memory.max",
+                                 "memory.current");
+        else if (v1 != NULL)
+            consider_cgroup_tree(room, "/sys/fs/cgroup/memory", v1 + 8,
+                                 "memory.limit_in_bytes", "memory.usage_in_bytes");
+    }
+    fclose(f);
+}
+
+/* How much a new allocation can have, and what limits it. */
+static memory_room memory_available(void)
+{
+    memory_room room = {ULLONG_MAX, NULL};
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned long long vm_size = 0, vm_data = 0, v;
+    struct rlimit limit;
+    char line[256];
+    FILE *f;
+    int have_available = 0;
+
+    if (page <= 0)
+        page = 4096;
+    f = fopen("/proc/meminfo", "r");
+    if (f != NULL) {
+        while (fgets(line, sizeof line, f) != NULL)
+            if (sscanf(line, "MemAvailable: %llu kB", &v) == 1) {
+                consider(&room, v * 1024u, "the memory available (MemAvailable in /proc/meminfo)");
+                have_available = 1;
+                break;
+            }
+        fclose(f);
+    }
+    if (!have_available) {
+        long pages = sysconf(_SC_AVPHYS_PAGES);
+        if (pages > 0)
+            consider(&room, (unsigned long long)pages * (unsigned long long)page,
+                     "the free memory (sysconf(_SC_AVPHYS_PAGES))");
+    }
+    /* /proc/self/statm: total and data+stack sizes in pages, what the two limits count. */
+    f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        unsigned long long size, resident, shared, text, lib, data;
+        if (fscanf(f, "%llu %llu %llu %llu %llu %llu", &size, &resident, &shared, &text, &lib,
+                   &data) == 6) {
+            vm_size = size * (unsigned long long)page;
+            vm_data = data * (unsigned long long)page;
+        }
+        fclose(f);
+    }
+    if (getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+        consider(&room, limit.rlim_cur > vm_size ? limit.rlim_cur - vm_size : 0,
+                 "the room left under the address-space limit (ulimit -v)");
+    if (getrlimit(RLIMIT_DATA, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+        consider(&room, limit.rlim_cur > vm_data ? limit.rlim_cur - vm_data : 0,
+                 "the room left under the data-size limit (ulimit -d)");
+    consider_cgroup(&room);
+    return room;
+}
+
+void *fmt_alloc(size_t nbytes, const char *label, const char *what, char *err, size_t err_size)
+{
+    void *p;
+    if (nbytes >= FMT_MEMORY_CHECK_FROM) {
+        /* With overcommit, malloc would succeed and the pages fail later, when touched: the
+         * out-of-memory killer, not a message. */
+        memory_room room = memory_available();
+        if (room.limit != NULL && nbytes > room.bytes) {
+            fmt_error(err, err_size,
+                      "%s: needs %zu bytes (%.2f GiB) %s, more than %s: %llu bytes (%.2f GiB)",
+                      label, nbytes, (double)nbytes / 1073741824.0, what, room.limit, room.bytes,
+                      (double)room.bytes / 1073741824.0);
+            return NULL;
+        }
+    }
+    p = malloc(nbytes ? nbytes : 1);
+    if (p == NULL)
+        fmt_error(err, err_size, "%s: out of memory (%zu bytes %s)", label, nbytes, what);
+    return p;
+}
+
 int fmt_own(fmt_array *a, void *buffer)
 {
     int i;
@@ -150,12 +302,10 @@ int fmt_place(fmt_array *out, const unsigned char *bytes, size_t nbytes, DLDataT
         return 0;
     }
     if (byte_swap && itemsize > 1) {
-        unsigned char *copy = malloc(nbytes);
+        unsigned char *copy = fmt_alloc(nbytes, label, "to byte-swap", err, err_size);
         size_t k, b;
-        if (copy == NULL) {
-            fmt_error(err, err_size, "%s: out of memory (%zu bytes to byte-swap)", label, nbytes);
+        if (copy == NULL)
             return -1;
-        }
         for (k = 0; k < nbytes; k += itemsize)
             for (b = 0; b < itemsize; b++)
                 copy[k + b] = bytes[k + itemsize - 1 - b];
@@ -164,17 +314,85 @@ int fmt_place(fmt_array *out, const unsigned char *bytes, size_t nbytes, DLDataT
     }
     if ((uintptr_t)bytes % itemsize != 0) {
         /* The library and the tool read through typed pointers: keep elements aligned. */
-        void *copy = malloc(nbytes);
-        if (copy == NULL) {
-            fmt_error(err, err_size, "%s: out of memory (%zu bytes to align)", label, nbytes);
+        void *copy = fmt_alloc(nbytes, label, "to align", err, err_size);
+        if (copy == NULL)
             return -1;
-        }
         memcpy(copy, bytes, nbytes);
         out->data = copy;
         return fmt_own(out, copy);
     }
     out->data = (void *)bytes;
     return 0;
+}
+
+/* ---- the live mappings, for fmt_mapped_file ---- */
+
+#define MAX_MAPPINGS 16
+
+/* Written only by fmt_load and fmt_free (the tool loads on one thread, before any other thread
+ * reads the data); read by a signal handler, so start is published last and cleared first. */
+static struct {
+    const unsigned char *volatile start;
+    volatile size_t size;
+    char path[4096];
+} mappings[MAX_MAPPINGS];
+
+static void remember_mapping(const void *map, size_t size, const char *path)
+{
+    int i;
+    for (i = 0; i < MAX_MAPPINGS; i++)
+        if (mappings[i].start == NULL) {
+            snprintf(mappings[i].path, sizeof mappings[i].path, "%s", path);
+            mappings[i].size = size;
+            mappings[i].start = map;
+            return;
+        }
+    /* More live mappings than slots: a fault there is reported without the file's name. */
+}
+
+static void forget_mapping(const void *map)
+{
+    int i;
+    for (i = 0; i < MAX_MAPPINGS; i++)
+        if (mappings[i].start == map)
+            mappings[i].start = NULL;
+}
+
+const char *fmt_mapped_file(const void *address, size_t *offset)
+{
+    const unsigned char *p = address;
+    int i;
+    for (i = 0; i < MAX_MAPPINGS; i++) {
+        const unsigned char *start = mappings[i].start;
+        if (start != NULL && p >= start && p < start + mappings[i].size) {
+            *offset = (size_t)(p - start);
+            return mappings[i].path;
+        }
+    }
+    return NULL;
+}
+
+const char *fmt_shrunk_file(const void *address, size_t *mapped_size, size_t *size_now)
+{
+    const unsigned char *p = address;
+    struct stat st;
+    int i;
+    for (i = 0; i < MAX_MAPPINGS; i++) {
+        const unsigned char *start = mappings[i].start;
+        if (start != NULL && p >= start && p < start + mappings[i].size &&
+            stat(mappings[i].path, &st) == 0 && (uint64_t)st.st_size < mappings[i].size) {
+            *mapped_size = mappings[i].size;
+            *size_now = (size_t)st.st_size;
+            return mappings[i].path;
+        }
+    }
+    return NULL;
+}
+
+static void unmap(void *map, size_t size)
+{
+    forget_mapping(map);
+    munmap(map, size);
 }
 
 void fmt_free(fmt_array *a)
@@ -185,7 +403,7 @@ void fmt_free(fmt_array *a)
     for (i = 0; i < 2; i++)
         free(a->owned[i]);
     if (a->map != NULL)
-        munmap(a->map, a->map_size);
+        unmap(a->map, a->map_size);
     memset(a, 0, sizeof *a);
 }
 
@@ -333,11 +551,9 @@ int fmt_make_row_major(fmt_array *a, char *err, size_t err_size)
     int d;
     if (a->row_major || a->count == 0)
         return 0;
-    copy = malloc((size_t)a->count * itemsize);
-    if (copy == NULL) {
-        fmt_error(err, err_size, "out of memory (%lld elements to reorder)", (long long)a->count);
+    copy = fmt_alloc((size_t)a->count * itemsize, "the tensor", "to reorder", err, err_size);
+    if (copy == NULL)
         return -1;
-    }
     for (i = 0; i < a->count; i++)
         memcpy(copy + (size_t)i * itemsize, element_address(a, i), itemsize);
     /* A previous copy (byte-swapped or aligned) is no longer needed; a mapping or a zip
@@ -369,13 +585,26 @@ static int ends_with(const char *s, size_t len, const char *suffix)
     return len >= n && strncmp(s + len - n, suffix, n) == 0;
 }
 
-static int is_regular_file(const char *path)
+static int exists(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(path, &st) == 0;
 }
 
-/* Maps path read-only. An empty file gives map NULL and size 0. */
+const char *fmt_file_type(unsigned int mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO or pipe"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a file";
+}
+
+/* Maps path read-only. An empty file gives map NULL and size 0. Only regular files: opening a
+ * FIFO waits for a writer, and a device or a pipe cannot be mapped, so they are refused by
+ * stat before the open, and the open itself does not wait (O_NONBLOCK) in case the name was
+ * replaced in between. /dev/stdin works when it is a regular file (nll ... <file). */
 static int map_file(const char *path, void **map, size_t *size, char *err, size_t err_size)
 {
     struct stat st;
@@ -385,7 +614,16 @@ static int map_file(const char *path, void **map, size_t *size, char *err, size_
     *map = NULL;
     *size = 0;
     errno = 0;
-    fd = open(path, O_RDONLY);
+    if (stat(path, &st) != 0) {
+        fmt_error(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fmt_error(err, err_size, "%s: not a regular file (%s): tensors are read from files",
+                  path, fmt_file_type(st.st_mode));
+        return -1;
+    }
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         fmt_error(err, err_size, "%s: cannot open: %s", path, strerror(errno));
         return -1;
@@ -395,13 +633,9 @@ static int map_file(const char *path, void **map, size_t *size, char *err, size_
         close(fd);
         return -1;
     }
-    if (S_ISDIR(st.st_mode)) {
-        fmt_error(err, err_size, "%s: is a directory, not a tensor file", path);
-        close(fd);
-        return -1;
-    }
     if (!S_ISREG(st.st_mode)) {
-        fmt_error(err, err_size, "%s: not a regular file", path);
+        fmt_error(err, err_size, "%s: not a regular file (%s): tensors are read from files",
+                  path, fmt_file_type(st.st_mode));
         close(fd);
         return -1;
     }
@@ -420,6 +654,7 @@ static int map_file(const char *path, void **map, size_t *size, char *err, size_
         fmt_error(err, err_size, "%s: cannot map: %s", path, strerror(errno));
         return -1;
     }
+    remember_mapping(p, (size_t)st.st_size, path);
     *map = p;
     *size = (size_t)st.st_size;
     return 0;
@@ -438,15 +673,16 @@ int fmt_load(const char *spec, fmt_array *out, char *err, size_t err_size)
 
     memset(out, 0, sizeof *out);
     /* PATH:NAME picks a member, but only when PATH (not the whole spec) is the file: a file
-     * name may itself contain ':'. */
+     * name may itself contain ':'. A PATH that is there but not a regular file is taken too, so
+     * that the message says what it is. */
     path_len = strlen(spec);
     colon = strrchr(spec, ':');
-    if (colon != NULL && !is_regular_file(spec) && colon > spec) {
+    if (colon != NULL && !exists(spec) && colon > spec) {
         size_t n = (size_t)(colon - spec);
         if (n < sizeof path) {
             memcpy(path, spec, n);
             path[n] = '\0';
-            if (is_regular_file(path)) {
+            if (exists(path)) {
                 member = colon + 1;
                 path_len = n;
             }
@@ -480,7 +716,7 @@ int fmt_load(const char *spec, fmt_array *out, char *err, size_t err_size)
                   "byte 0) nor .safetensors (a header length, then '{' at byte 8)",
                   path);
         if (map)
-            munmap(map, size);
+            unmap(map, size);
         return -1;
     }
 
@@ -500,7 +736,7 @@ int fmt_load(const char *spec, fmt_array *out, char *err, size_t err_size)
     if (rc) {
         fmt_free(out);
         if (map)
-            munmap(map, size);
+            unmap(map, size);
         return -1;
     }
     out->kind = kind;

@@ -14,6 +14,10 @@
  *
  * Every size and offset is checked against the bytes actually there before it is used; a bad
  * file gives -1 and a one-line message naming the file, the byte offset and the problem.
+ * fmt_load opens regular files only (a FIFO, device, socket or directory is refused at once,
+ * never waited on). A buffer of FMT_MEMORY_CHECK_FROM bytes or more (a zip member, a copy) is
+ * allocated only when the memory is there: at most MemAvailable (/proc/meminfo), and within
+ * the address-space and data limits (ulimit -v, -d) and the cgroup's memory limit.
  *
  * Writing: .npy version 1.0 (data at a multiple of 64 bytes) or, for a path ending in
  * .safetensors, a one-tensor .safetensors file (header padded to a multiple of 8 bytes).
@@ -33,6 +37,10 @@
 
 /* DLPack 0.8 added kDLBool = 6; this header may be older. */
 #define FMT_DL_BOOL 6
+
+/* Buffers this large and larger are checked against the memory available before they are
+ * allocated; smaller ones fit anywhere the tool runs. */
+#define FMT_MEMORY_CHECK_FROM ((size_t)64 << 20)
 
 /* Longest error message the functions write (they truncate to the caller's size). */
 #define FMT_ERROR_SIZE 768
@@ -60,6 +68,21 @@ typedef struct fmt_array {
  * name. The format is recognised from the file's first bytes, else from the extension.
  * Returns 0, or -1 with a message in err and *out left empty. */
 int fmt_load(const char *spec, fmt_array *out, char *err, size_t err_size);
+
+/* The file whose live mapping (made by fmt_load, not yet released by fmt_free) holds address,
+ * and the address's byte offset in it; NULL when none does. Async-signal-safe: the tool's
+ * SIGBUS handler names a file that shrank while mapped with it. fmt_load and fmt_free keep
+ * this table (the module's only state; the parsers below never touch it). */
+const char *fmt_mapped_file(const void *address, size_t *offset);
+
+/* The file of the live mapping that holds address when that file is now shorter than the
+ * mapping (truncated since fmt_load), with its sizes then and now; NULL otherwise. A write
+ * from such a mapping fails with EFAULT rather than a SIGBUS: this names the cause. */
+const char *fmt_shrunk_file(const void *address, size_t *mapped_size, size_t *size_now);
+
+/* What a file that is not a regular file is, for messages ("a FIFO or pipe", "a directory",
+ * "a character device", ...), from its st_mode. */
+const char *fmt_file_type(unsigned int mode);
 
 /* Frees what the array holds; the struct may be reused. NULL and empty arrays are fine. */
 void fmt_free(fmt_array *a);

@@ -24,6 +24,10 @@ int fmt_place(fmt_array *out, const unsigned char *bytes, size_t nbytes, DLDataT
               const int64_t *shape, int ndim, int byte_swap, int fortran, const char *label,
               char *err, size_t err_size);
 
+/* Allocates nbytes for what (a message's words: "to byte-swap") when the memory is there
+ * (see formats.h); NULL with a message naming label otherwise. */
+void *fmt_alloc(size_t nbytes, const char *label, const char *what, char *err, size_t err_size);
+
 /* Records a buffer for fmt_free to release; -1 (and frees it) if both slots are taken. */
 int fmt_own(fmt_array *a, void *buffer);
 

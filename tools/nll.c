@@ -190,7 +190,7 @@ static int run_loss(const loss_args *a)
     if (fmt_load(a->input, &input, err, sizeof err) ||
         fmt_load(a->target, &target, err, sizeof err) ||
         (a->weight && fmt_load(a->weight, &weight, err, sizeof err))) {
-        fprintf(stderr, "%s: %s\n", cmd, err);
+        cli_printf(stderr, "%s: %s\n", cmd, err);
         goto done;
     }
 
@@ -205,13 +205,13 @@ static int run_loss(const loss_args *a)
     }
     if (alloc_tensor(&loss, input.dtype, loss_ndim, loss_shape) ||
         (a->grad && alloc_tensor(&grad, input.dtype, input.ndim, input.shape))) {
-        fprintf(stderr, "%s: out of memory\n", cmd);
+        cli_printf(stderr, "%s: out of memory\n", cmd);
         goto done;
     }
 
     st = nll_context_create(&ctx);
     if (st != NLL_OK) {
-        fprintf(stderr, "%s: cannot create a libnll context\nstatus: %s\n", cmd,
+        cli_printf(stderr, "%s: cannot create a libnll context\nstatus: %s\n", cmd,
                 nll_status_name(st));
         rc = EXIT_REJECTED;
         goto done;
@@ -236,7 +236,8 @@ static int run_loss(const loss_args *a)
                                    &grad);
     }
     if (st != NLL_OK) {
-        fprintf(stderr, "%s: %s\nstatus: %s\n", cmd, nll_last_error(ctx), nll_status_name(st));
+        cli_printf(stderr, "%s: %s\nstatus: %s\n", cmd, nll_last_error(ctx),
+                   nll_status_name(st));
         rc = EXIT_REJECTED;
         goto done;
     }
@@ -300,7 +301,7 @@ static int run_convert(int argc, char **argv)
     if (argc != 2)
         return usage_error(cmd, "expects IN and OUT");
     if (fmt_load(argv[0], &a, err, sizeof err) || fmt_make_row_major(&a, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", cmd, err);
+        cli_printf(stderr, "%s: %s\n", cmd, err);
         fmt_free(&a);
         return EXIT_USAGE;
     }
@@ -335,6 +336,13 @@ int main(int argc, char **argv)
         print_usage(stdout);
         return EXIT_OK;
     }
+    /* Input files are mapped: one that shrinks meanwhile must end in a message, not a crash. */
+    if (strcmp(argv[1], "loss") == 0)
+        cli_handle_bus_errors("nll loss");
+    else if (strcmp(argv[1], "check") == 0)
+        cli_handle_bus_errors("nll check");
+    else if (strcmp(argv[1], "convert") == 0)
+        cli_handle_bus_errors("nll convert");
     if (strcmp(argv[1], "loss") == 0) {
         loss_args a;
         int rc;

@@ -129,12 +129,11 @@ static int read_member(zip_t *archive, int64_t index, size_t archive_size, const
                   archive_size);
         return -1;
     }
-    buf = malloc(st.size ? (size_t)st.size : 1);
-    if (buf == NULL) {
-        fmt_error(err, err_size, "%s: out of memory (%llu bytes)", label,
-                  (unsigned long long)st.size);
+    /* Checked against the memory there before allocating: a member may honestly inflate
+     * 1032-fold, more than the machine has. */
+    buf = fmt_alloc((size_t)st.size, label, "to decompress the member", err, err_size);
+    if (buf == NULL)
         return -1;
-    }
     file = zip_fopen_index(archive, (zip_uint64_t)index, 0);
     if (file == NULL) {
         fmt_error(err, err_size, "%s: cannot open the member: %s", label,

@@ -224,7 +224,7 @@ run loss --input X.npy --target t012.npy --out o2.npy
 expect_rc 0
 "$PY" -c 'import numpy as np, sys; sys.exit(0 if abs(float(np.load("o2.npy")) - 0.93333334) < 1e-6 else 1)' ||
     bad "o2.npy not replaced by the loss"
-for f in ./*nll-tmp*; do [ -e "$f" ] && bad "temporary file left behind: $f"; done
+for f in ./.nll-* ./*nll-tmp*; do [ -e "$f" ] && bad "temporary file left behind: $f"; done
 end
 
 # ---- .npy header variants the reader accepts ----
@@ -804,6 +804,297 @@ run --help
 expect_rc 0
 expect_out_re 'nll check --target' 'nll convert IN OUT' 'nll demo' '\.npz' '\.safetensors'
 end
+
+# ---- files that are not regular files, long output names, hostile names, memory, shrinking ----
+
+# run_limited ARGS...: run, but a tool that waits longer than 10 s (a FIFO opened for reading
+# waits for a writer forever) is killed and the case fails.
+run_limited() {
+    timeout 10 "$NLL" "$@" >stdout 2>stderr
+    RC=$?
+    [ "$RC" -eq 124 ] && bad "'nll $*' still waiting after 10 s"
+    if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' stderr; then
+        bad "sanitizer report on stderr"
+    fi
+}
+# skip REASON: the case cannot run here (said on its own line, counted neither way).
+skip() {
+    echo "SKIP $CASE: $*"
+    CASE=""
+}
+# No temporary output file is left in directory $1.
+expect_no_temporaries() {
+    local f
+    for f in "$1"/.nll-* "$1"/*nll-tmp*; do [ -e "$f" ] && bad "temporary file left behind: $f"; done
+}
+
+begin "inputs that are FIFOs, directories, devices or sockets: exit 2 at once, 'not a regular file' naming the file"
+rm -rf nr && mkdir nr && mkfifo nr/fifo.npy && mkdir nr/dir.npy
+"$PY" -c 'import socket; socket.socket(socket.AF_UNIX).bind("nr/sock.npy")'
+for spec in nr/fifo.npy nr/fifo.npy:x nr/dir.npy /dev/zero nr/sock.npy; do
+    for args in "loss --input $spec --target t012.npy" "loss --input X.npy --target $spec" \
+        "loss --input X.npy --target t012.npy --weight $spec" "check --target $spec" \
+        "check --target t012.npy --input $spec" "convert $spec nr/out.npy"; do
+        # shellcheck disable=SC2086  # plain words
+        run_limited $args
+        [ "$RC" -eq 2 ] || bad "'$args': exit $RC, expected 2"
+        grep -q "^nll [a-z]*: ${spec%%:*}: not a regular file" stderr ||
+            bad "'$args': stderr '$(head -c 200 stderr)'"
+    done
+done
+[ -p nr/fifo.npy ] || bad "the FIFO is gone"
+[ -e nr/out.npy ] && bad "convert wrote nr/out.npy"
+end
+
+begin "outputs that are FIFOs or directories: exit 2 at once, the node left as it was, nothing written"
+rm -rf no && mkdir no && mkfifo no/fifo.npy && mkdir no/dir.npy
+for args in "loss --input X.npy --target t012.npy --out no/fifo.npy" \
+    "loss --input X.npy --target t012.npy --grad no/fifo.npy" \
+    "loss --input X.npy --target t012.npy --out no/o.npy --grad no/fifo.npy" \
+    "convert X.npy no/fifo.npy" "convert X.npy no/dir.npy"; do
+    # (Not a device such as /dev/null: a tool without the check, run as root, would replace it.)
+    # shellcheck disable=SC2086
+    run_limited $args
+    [ "$RC" -eq 2 ] || bad "'$args': exit $RC, expected 2"
+    grep -Eq '^nll [a-z]+: no/(fifo|dir)\.npy: not a regular file' stderr ||
+        bad "'$args': stderr '$(head -c 200 stderr)'"
+done
+[ -p no/fifo.npy ] || bad "the FIFO was replaced"
+[ "$(listing no)" = "dir.npy fifo.npy " ] || bad "files left: $(listing no)"
+end
+
+begin "/dev/stdin: a pipe is refused as not a regular file, a redirected regular file is read"
+printf 'x' | timeout 10 "$NLL" check --target /dev/stdin >stdout 2>stderr
+RC=$?
+[ "$RC" -eq 2 ] || bad "piped /dev/stdin: exit $RC"
+grep -q '^nll check: /dev/stdin: not a regular file (a FIFO or pipe)' stderr || bad "piped: stderr '$(head -c 200 stderr)'"
+timeout 10 "$NLL" loss --input X.npy --target /dev/stdin <t012.npy >stdout 2>stderr
+RC=$?
+[ "$RC" -eq 0 ] || bad "redirected /dev/stdin: exit $RC: $(head -c 200 stderr)"
+end
+
+begin "output names of 255 bytes (the most a directory entry holds): --out, --grad and convert"
+rm -rf ln && mkdir ln
+n251=$(printf 'n%.0s' $(seq 251))
+n243=$(printf 'g%.0s' $(seq 243))
+run loss --op cross-entropy --input Z.npy --target tZ.npy --out "ln/$n251.npy" --grad "ln/$n243.safetensors"
+expect_rc 0
+run convert X.npy "ln/c${n251:1}.npy"
+expect_rc 0
+"$PY" - "ln/$n251.npy" "ln/c${n251:1}.npy" "ln/$n243.safetensors" <<'PYEOF' || bad "outputs not readable back"
+import sys, numpy as np
+assert np.load(sys.argv[1]).shape == ()
+assert np.array_equal(np.load(sys.argv[2]), np.load("X.npy"))
+assert open(sys.argv[3], "rb").read(8) != b""
+PYEOF
+touch ln/plain
+[ "$(stat -c %a "ln/$n251.npy" 2>&1)" = "$(stat -c %a ln/plain)" ] ||
+    bad "an output's mode differs from a plainly created file's"
+expect_no_temporaries ln
+[ "$(find ln -type f | wc -l)" -eq 4 ] || bad "files in ln: $(find ln -type f | wc -l)"
+end
+
+# Names that would drive a terminal: set its title (ESC ] 0 ; ... BEL) and clear it (ESC [ 2 J).
+EVIL=$'\e]0;pwned\a\e[2J'
+EVIL_SHOWN='\x1b]0;pwned\x07\x1b[2J'
+# clean FILE...: no byte below 0x20 but newline, no DEL, valid UTF-8 without C1 controls.
+# (clean_json: tabs allowed too, cJSON's indentation.)
+clean() {
+    "$PY" - "$@" <<'PYEOF'
+import sys
+layout = "\n\t" if sys.argv[1] == "--json" else "\n"
+for name in sys.argv[1:]:
+    if name == "--json":
+        continue
+    b = open(name, "rb").read()
+    try:
+        text = b.decode("utf-8")
+    except UnicodeDecodeError as e:
+        sys.exit(f"{name}: not UTF-8: {e}")
+    bad = [hex(ord(c)) for c in text if (ord(c) < 0x20 and c not in layout) or 0x7f <= ord(c) < 0xa0]
+    if bad:
+        sys.exit(f"{name}: control characters {bad[:8]}")
+PYEOF
+}
+
+begin "hostile names in messages are escaped: file names, safetensors tensor names, .npy header keys, .npz member names, arguments"
+rm -rf ev && mkdir ev
+"$PY" - "$EVIL" <<'PYEOF'
+import sys, io, zipfile, numpy as np
+evil = sys.argv[1]
+np.save("ev/ok" + evil + ".npy", np.array([0, 1, 2], np.int64))
+open("ev/bad" + evil + ".npy", "wb").write(b"not a tensor file")
+import json, struct
+def st(header, data):
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + data
+open("ev/two.safetensors", "wb").write(st(
+    {evil: {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+     "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, bytes(16)))
+open("ev/dtype.safetensors", "wb").write(st(
+    {evil: {"dtype": "X" + evil, "shape": [2], "data_offsets": [0, 8]}}, bytes(8)))
+hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), '" + evil + "': 0, }"
+hdr = hdr.encode("latin-1")
+hdr += b" " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + b"\n"
+open("ev/key.npy", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr + bytes(8))
+hdr = "{'descr': '<f" + evil + "', 'fortran_order': False, 'shape': (2,), }"
+hdr = hdr.encode("latin-1")
+hdr += b" " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + b"\n"
+open("ev/descr.npy", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr + bytes(8))
+# Member names: libzip reads a name without zip's UTF-8 flag as CP437 (ESC shows as an arrow)
+# and refuses an archive whose UTF-8 names hold controls, so none reaches a message raw.
+with zipfile.ZipFile("ev/members.npz", "w") as z:
+    for name in (evil + ".npy", "b.npy"):
+        buf = io.BytesIO(); np.save(buf, np.zeros(2, np.float32)); z.writestr(name, buf.getvalue())
+with zipfile.ZipFile("ev/badmember.npz", "w") as z:
+    z.writestr(evil + ".npy", b"not a tensor")
+# DEL, a C1 control (U+009B, an 8-bit CSI), bytes that are not UTF-8; and UTF-8 text kept.
+open(b"ev/mixed\x7f\xc2\x9b\xff\xfe-\xc3\xa9t\xc3\xa9.npy", "wb").write(b"junk")
+PYEOF
+MIXED=$'ev/mixed\x7f\xc2\x9b\xff\xfe-\xc3\xa9t\xc3\xa9.npy'
+CP437_SHOWN=$'\u2190]0;pwned\u2022\u2190[2J'
+# How the name must show | the arguments
+cases=(
+    "$EVIL_SHOWN|loss|--input|ev/bad$EVIL.npy|--target|t012.npy"
+    "$EVIL_SHOWN|loss|--input|ev/nosuch$EVIL.npy|--target|t012.npy"
+    "$EVIL_SHOWN|loss|--input|ev/two.safetensors|--target|t012.npy"
+    "$EVIL_SHOWN|loss|--input|ev/two.safetensors:nosuch|--target|t012.npy"
+    "$EVIL_SHOWN|check|--target|ev/dtype.safetensors"
+    "$EVIL_SHOWN|convert|ev/key.npy|ev/out.npy"
+    "$EVIL_SHOWN|convert|ev/descr.npy|ev/out.npy"
+    "$CP437_SHOWN|check|--target|ev/members.npz"
+    "$CP437_SHOWN|check|--target|ev/members.npz:nosuch"
+    "$CP437_SHOWN|convert|ev/badmember.npz|ev/out.npy"
+    "$EVIL_SHOWN|loss|--input|X.npy|--target|t012.npy|--reduction|$EVIL"
+    "$EVIL_SHOWN|check|--target|t012.npy|--frobnicate$EVIL"
+    "$EVIL_SHOWN|loss|--input|X.npy|--target|t012.npy|--out|ev/nodir$EVIL/o.npy"
+)
+for c in "${cases[@]}"; do
+    IFS='|' read -r want args <<<"$c"
+    IFS='|' read -r -a args <<<"$args"
+    run "${args[@]}"
+    shown=${c#*|}
+    shown=${shown//"$EVIL"/<evil>}
+    shown=${shown//|/ }
+    [ "$RC" -eq 2 ] || bad "'$shown': exit $RC, expected 2"
+    why=$(clean stderr) || bad "'$shown': $why"
+    grep -qF -- "$want" stderr || bad "'$shown': stderr lacks the name shown as '$want': $(head -c 300 stderr | od -c | head -3 | tr -s ' \n' ' ')"
+done
+[ -e ev/out.npy ] && bad "convert wrote ev/out.npy"
+run check --target "$MIXED"
+[ "$RC" -eq 2 ] || bad "mixed name: exit $RC"
+why=$(clean stderr) || bad "mixed name: $why"
+grep -qF 'ev/mixed\x7f\xc2\x9b\xff\xfe-été.npy' stderr || bad "mixed name: stderr '$(head -c 300 stderr)'"
+end
+
+begin "nll check quotes a hostile target name escaped in its report, and --json keeps it exactly"
+run check --target "ev/ok$EVIL.npy"
+expect_rc 0
+why=$(clean stdout stderr) || bad "$why"
+grep -qF -- "ev/ok$EVIL_SHOWN.npy" stdout || bad "stdout lacks the escaped name"
+run check --target "ev/ok$EVIL.npy" --json
+expect_rc 0
+why=$(clean --json stdout) || bad "--json: $why"
+"$PY" -c 'import json, sys; sys.exit(0 if json.load(open("stdout"))["target"]["file"] == sys.argv[1] else 1)' \
+    "ev/ok$EVIL.npy" || bad "--json: the file name does not decode to the name"
+end
+
+# A member that inflates to more memory than the process may have: refused before allocating.
+begin "an .npz member larger than the memory available: exit 2 naming the limit (ulimit -v)"
+"$PY" - <<'PYEOF'
+import struct, zipfile, zlib, numpy as np
+# A float32 member of 512 MiB of zeros, deflated to about half a megabyte.
+n = 128 << 20
+hdr = ("{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }" % n).encode()
+hdr += b" " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + b"\n"
+head = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr
+with zipfile.ZipFile("big.npz", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+    with z.open("x.npy", "w") as f:
+        f.write(head)
+        chunk = bytes(16 << 20)
+        for _ in range((4 * n) // len(chunk)):
+            f.write(chunk)
+PYEOF
+LIMIT_KB=262144 # 256 MiB of address space: enough to run, not to hold the member
+if ! { (ulimit -v "$LIMIT_KB" && "$NLL" --version) >/dev/null 2>&1; } 2>/dev/null; then
+    # A sanitizer's shadow memory needs terabytes of address space: no limit can be set.
+    skip "the tool cannot start under ulimit -v (a sanitizer build)"
+else
+    for args in "check --target big.npz" "loss --input big.npz --target t012.npy" "convert big.npz big.npy"; do
+        # shellcheck disable=SC2086
+        (ulimit -v "$LIMIT_KB" && exec "$NLL" $args) >stdout 2>stderr
+        RC=$?
+        [ "$RC" -eq 2 ] || bad "'$args': exit $RC, expected 2"
+        grep -q '^nll [a-z]*: big\.npz:x\.npy: needs 536871040 bytes (0\.50 GiB) to decompress the member, more than the room left under the address-space limit (ulimit -v): [0-9]* bytes' stderr ||
+            bad "'$args': stderr '$(head -c 300 stderr)'"
+    done
+    [ -e big.npy ] && bad "convert wrote big.npy"
+    end
+fi
+rm -f big.npz
+
+# A mapped input that shrinks while in use (another process truncating it): the pages past
+# its new end fault (SIGBUS). A shim around mmap truncates the file as soon as it is mapped.
+begin "an input file truncated while mapped: exit 2 naming the file, no crash, no output"
+cat >shrink.c <<'CEOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+/* mmap, then truncate the file SHRINK_PATH to SHRINK_TO bytes if that is the file mapped. */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
+{
+    static void *(*real)(void *, size_t, int, int, int, off_t);
+    const char *path = getenv("SHRINK_PATH"), *to = getenv("SHRINK_TO");
+    struct stat mapped, named;
+    void *p;
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "mmap");
+    p = real(addr, len, prot, flags, fd, offset);
+    if (p != MAP_FAILED && fd >= 0 && path != NULL && fstat(fd, &mapped) == 0 &&
+        stat(path, &named) == 0 && mapped.st_dev == named.st_dev && mapped.st_ino == named.st_ino)
+        if (truncate(path, to != NULL ? atol(to) : 0) != 0)
+            abort();
+    return p;
+}
+CEOF
+if ! ${CC:-cc} -shared -fPIC -O1 -o shrink.so shrink.c -ldl 2>stderr; then
+    skip "no C compiler to build the mmap shim (${CC:-cc})"
+else
+    "$PY" -c '
+import numpy as np
+rng = np.random.default_rng(0)
+np.save("shr_x.npy", rng.standard_normal((64, 100)).astype(np.float32))
+np.save("shr_t.npy", rng.integers(0, 100, 4096).astype(np.int64))
+np.save("t64.npy", rng.integers(0, 100, 64).astype(np.int64))'
+    rm -rf so && mkdir so
+    # ARGS | the file to shrink | its size after: 0 (the reader faults), 4096 (the data does)
+    while IFS='|' read -r args file to; do
+        cp shr_x.npy so_x.npy && cp shr_t.npy so_t.npy
+        # shellcheck disable=SC2086
+        LD_PRELOAD=$PWD/shrink.so SHRINK_PATH=$file SHRINK_TO=$to \
+            ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+            timeout 60 "$NLL" $args >stdout 2>stderr
+        RC=$?
+        [ "$RC" -eq 2 ] || bad "'$args' ($file to $to bytes): exit $RC, expected 2"
+        grep -Eq "^nll [a-z]+: $file: the file shrank while it was being read \((byte [0-9]+ is past its end now|[0-9]+ bytes now, [0-9]+ when opened)\)" stderr ||
+            bad "'$args': stderr '$(head -c 300 stderr)'"
+        [ "$(wc -l <stderr)" -eq 1 ] || bad "'$args': stderr is not one line"
+        [ -z "$(listing so)" ] || bad "'$args': files left in so/: $(listing so)"
+    done <<'LIST'
+loss --input so_x.npy --target t64.npy --out so/l.npy --grad so/g.npy|so_x.npy|0
+loss --input so_x.npy --target t64.npy --out so/l.npy --grad so/g.npy|so_x.npy|4096
+loss --op cross-entropy --input so_x.npy --target t64.npy --grad so/g.npy --no-check-finite|so_x.npy|4096
+check --target so_t.npy --classes 100|so_t.npy|4096
+check --target t64.npy --input so_x.npy|so_x.npy|4096
+convert so_x.npy so/c.npy|so_x.npy|4096
+convert so_x.npy so/c.safetensors|so_x.npy|8192
+LIST
+    end
+fi
 
 echo "cli: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
