@@ -369,7 +369,9 @@ static int targets_fit_quickly(const nll_loss_problem *p) {
     if (target->dtype.code != kDLInt || (target->dtype.bits != 64 && target->dtype.bits != 32) ||
         (uintptr_t)target->data % (uintptr_t)target->item_size)
         return 0;
-    int64_t compact = 1;
+    if (target->numel == 0)
+        return 1; /* nothing to check; and a 0 elsewhere leaves the other sizes unbounded */
+    int64_t compact = 1; /* a product of sizes >= 1 whose total is numel: cannot overflow */
     for (int d = target->ndim - 1; d >= 0; d--) {
         if (target->shape[d] != 1 && target->strides[d] != compact)
             return 0;
@@ -659,7 +661,14 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
         }
     }
 
-    /* The sample walk shared by every kernel. */
+    /* The sample walk shared by every kernel. An empty tensor's strides were never checked
+     * (it has no element to reach), yet with C = 0 the samples are still walked, the input,
+     * a probability target and the gradient included: walk those with zero strides, so that
+     * no offset is computed from sizes and strides that overflow. */
+    nll_view *walked[] = {&p->input, &p->target, &p->loss, &p->grad_loss, &p->grad};
+    for (size_t k = 0; k < sizeof walked / sizeof walked[0]; k++)
+        if (walked[k]->numel == 0)
+            memset(walked[k]->strides, 0, sizeof walked[k]->strides);
     nll_iter *it = &p->samples_iter;
     nll_iter_init(it, sample_shape, sample_ndim);
     nll_iter_slot(it, NLL_SLOT_INPUT, in, p->class_axis);
