@@ -34,8 +34,20 @@
  * likely fix, and nll_last_error_detail() the same facts as fields.
  *
  * Threads: a context may be used by one thread at a time; separate contexts are independent.
- * Inputs may be shared read-only between threads. The library never prints, aborts or exits
- * and holds no global mutable state.
+ * Inputs may be shared read-only between threads. A call on a context that another thread's
+ * call is using (every op, nll_context_set_*, nll_context_sync) returns NLL_ERROR_CONTEXT_BUSY
+ * at once and changes nothing: no output, no setting, and not the error record, which belongs
+ * to the call in progress (nll_last_error() still shows that call's message, so take the
+ * busy call's message from nll_status_string(NLL_ERROR_CONTEXT_BUSY)). The check is a cheap
+ * guard, not a lock: use one context per thread. The getters (nll_last_error, ...) and
+ * nll_context_destroy are not guarded. The library never prints, aborts or exits and holds no
+ * global mutable state.
+ *
+ * fork(): a context's worker threads belong to the process that started them. In a child,
+ * calls on an inherited context start workers of their own, and nll_context_destroy frees it
+ * without waiting for the parent's; the parent is unaffected. (A context that was inside a
+ * call on another thread at the moment of fork() stays busy in the child: destroy it, or just
+ * leave it, and create a new one.)
  */
 #ifndef NLL_H
 #define NLL_H
@@ -114,7 +126,9 @@ typedef enum nll_status {
     /* Resources (100..) */
     NLL_ERROR_OUT_OF_MEMORY = 100,
     NLL_ERROR_INVALID_THREADS = 101,   /* a negative thread count */
-    NLL_ERROR_INVALID_ARCH = 102       /* nll_context_set_arch: an unknown name */
+    NLL_ERROR_INVALID_ARCH = 102,      /* nll_context_set_arch: an unknown name */
+    NLL_ERROR_CONTEXT_BUSY = 103       /* the context is in a call on another thread (see
+                                          "Threads" above): use one context per thread */
 } nll_status;
 
 /* The constant name of a status ("NLL_ERROR_TARGET_RANGE"); never NULL. */

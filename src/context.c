@@ -55,7 +55,13 @@ static const status_entry status_table[] = {
     {NLL_ERROR_OUT_OF_MEMORY, "NLL_ERROR_OUT_OF_MEMORY", "out of memory"},
     {NLL_ERROR_INVALID_THREADS, "NLL_ERROR_INVALID_THREADS", "invalid thread count"},
     {NLL_ERROR_INVALID_ARCH, "NLL_ERROR_INVALID_ARCH", "unknown instruction-set name"},
+    {NLL_ERROR_CONTEXT_BUSY, "NLL_ERROR_CONTEXT_BUSY",
+     "the context is in a call on another thread: use one context per thread"},
 };
+
+/* The CUDA sources see the busy flag as a plain int (src/internal.h): same layout. */
+_Static_assert(sizeof(nll_busy_flag) == sizeof(int) && _Alignof(nll_busy_flag) == _Alignof(int),
+               "atomic_int must be laid out as an int");
 
 static const status_entry *find_status(nll_status status) {
     for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
@@ -100,6 +106,7 @@ nll_status nll_context_create(nll_context **out) {
         free(ctx);
         return NLL_ERROR_OUT_OF_MEMORY;
     }
+    atomic_init(&ctx->busy, 0);
     ctx->threads = 1;
     ctx->arch = nll_arch_from_name(getenv("NLL_ARCH"), nll_arch_best());
     nll_clear_error(ctx);
@@ -115,33 +122,40 @@ void nll_context_destroy(nll_context *ctx) {
     free(ctx);
 }
 
+/* The setters and sync take the context as the ops do (src/ops.c): a busy context changes
+ * nothing, its error record included. */
+#define NLL_TAKE_CONTEXT(ctx)                                                                  \
+    if (!(ctx))                                                                                \
+        return NLL_ERROR_NULL_ARGUMENT;                                                        \
+    if (nll_context_enter(ctx) != NLL_OK)                                                      \
+        return NLL_ERROR_CONTEXT_BUSY
+
 nll_status nll_context_set_cuda_stream(nll_context *ctx, void *stream) {
-    if (!ctx)
-        return NLL_ERROR_NULL_ARGUMENT;
+    NLL_TAKE_CONTEXT(ctx);
     ctx->cuda_stream = stream;
+    nll_context_leave(ctx);
     return NLL_OK;
 }
 
 void *nll_context_cuda_stream(const nll_context *ctx) { return ctx ? ctx->cuda_stream : NULL; }
 
 nll_status nll_context_set_async(nll_context *ctx, int async) {
-    if (!ctx)
-        return NLL_ERROR_NULL_ARGUMENT;
+    NLL_TAKE_CONTEXT(ctx);
     ctx->cuda_async = async != 0;
+    nll_context_leave(ctx);
     return NLL_OK;
 }
 
 nll_status nll_context_sync(nll_context *ctx) {
-    if (!ctx)
-        return NLL_ERROR_NULL_ARGUMENT;
+    NLL_TAKE_CONTEXT(ctx);
     nll_clear_error(ctx);
     const nll_call call = {ctx, "nll_context_sync"};
-    return nll_cuda_sync(&call);
+    const nll_status status = nll_cuda_sync(&call);
+    nll_context_leave(ctx);
+    return status;
 }
 
-nll_status nll_context_set_threads(nll_context *ctx, int threads) {
-    if (!ctx)
-        return NLL_ERROR_NULL_ARGUMENT;
+static nll_status set_threads(nll_context *ctx, int threads) {
     nll_call call = {ctx, "nll_context_set_threads"};
     nll_clear_error(ctx);
     if (threads < 0)
@@ -155,11 +169,16 @@ nll_status nll_context_set_threads(nll_context *ctx, int threads) {
     return NLL_OK;
 }
 
+nll_status nll_context_set_threads(nll_context *ctx, int threads) {
+    NLL_TAKE_CONTEXT(ctx);
+    const nll_status status = set_threads(ctx, threads);
+    nll_context_leave(ctx);
+    return status;
+}
+
 int nll_context_threads(const nll_context *ctx) { return ctx ? ctx->threads : 0; }
 
-nll_status nll_context_set_arch(nll_context *ctx, const char *arch) {
-    if (!ctx)
-        return NLL_ERROR_NULL_ARGUMENT;
+static nll_status set_arch(nll_context *ctx, const char *arch) {
     nll_call call = {ctx, "nll_context_set_arch"};
     nll_clear_error(ctx);
     if (!arch)
@@ -171,6 +190,13 @@ nll_status nll_context_set_arch(nll_context *ctx, const char *arch) {
                         arch);
     ctx->arch = nll_arch_from_name(arch, NLL_ARCH_REF);
     return NLL_OK;
+}
+
+nll_status nll_context_set_arch(nll_context *ctx, const char *arch) {
+    NLL_TAKE_CONTEXT(ctx);
+    const nll_status status = set_arch(ctx, arch);
+    nll_context_leave(ctx);
+    return status;
 }
 
 const char *nll_context_arch(const nll_context *ctx) {

@@ -20,7 +20,17 @@ typedef enum nll_arch {
 typedef struct nll_cuda_state nll_cuda_state; /* src/cuda/state.cu; opaque to the core */
 typedef struct nll_pool nll_pool;             /* src/parallel.c */
 
+/* The context's "in a call" flag. The CUDA sources (C++, which has no _Atomic) see a plain int
+ * of the same size and alignment (checked in context.c) and never touch it. */
+#ifdef __cplusplus
+typedef int nll_busy_flag;
+#else
+#include <stdatomic.h>
+typedef atomic_int nll_busy_flag;
+#endif
+
 struct nll_context {
+    nll_busy_flag busy; /* 1 while a call holds the context: nll_context_enter / _leave */
     int threads;
     nll_pool *pool; /* its worker threads, started by the first call that needs them */
     nll_arch arch;
@@ -30,6 +40,20 @@ struct nll_context {
     int cuda_async;      /* value checks on the GPU are reported by nll_context_sync */
     nll_cuda_state *cuda; /* workspace and status word, made on the first CUDA call */
 };
+
+#ifndef __cplusplus
+/* Takes the context for one call; NLL_ERROR_CONTEXT_BUSY (nothing touched, not even the error
+ * record, which belongs to the call in progress) when another thread's call holds it. One
+ * atomic exchange; its acquire pairs with nll_context_leave's release, so a call sees all that
+ * the previous one (on whatever thread) wrote to the context and its pool. */
+static inline nll_status nll_context_enter(nll_context *ctx) {
+    return atomic_exchange_explicit(&ctx->busy, 1, memory_order_acquire) ? NLL_ERROR_CONTEXT_BUSY
+                                                                          : NLL_OK;
+}
+static inline void nll_context_leave(nll_context *ctx) {
+    atomic_store_explicit(&ctx->busy, 0, memory_order_release);
+}
+#endif
 
 /* One public call in progress: where errors go and which function they name. */
 typedef struct nll_call {

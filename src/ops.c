@@ -2,11 +2,21 @@
  * (src/cuda/) or, by instruction set and dtype, a CPU kernel (src/cpu/arch.c). */
 #include "internal.h"
 
-/* Every entry point starts the same way: a usable context, a clean error record. */
-#define NLL_BEGIN(name)                                                                        \
+/* Every entry point runs its body the same way: a usable context, taken for the call (not
+ * when another thread's call holds it: NLL_ERROR_CONTEXT_BUSY, its error record untouched),
+ * a clean error record, and the context given back on every path. */
+#define NLL_ENTRY(body)                                                                        \
     if (!ctx)                                                                                  \
         return NLL_ERROR_NULL_ARGUMENT;                                                        \
+    if (nll_context_enter(ctx) != NLL_OK)                                                      \
+        return NLL_ERROR_CONTEXT_BUSY;                                                         \
     nll_clear_error(ctx);                                                                      \
+    const nll_status result = (body);                                                          \
+    nll_context_leave(ctx);                                                                    \
+    return result
+
+/* A body's start: where its errors go. */
+#define NLL_BEGIN(name)                                                                        \
     const nll_call call = {ctx, name};                                                         \
     nll_status status
 
@@ -42,8 +52,8 @@ static nll_status run_softmax(const nll_call *call, nll_softmax_problem *p, int 
     return NLL_OK;
 }
 
-nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int64_t dim,
-                                   DLTensor *output) {
+static nll_status log_softmax_forward_body(nll_context *ctx, const DLTensor *input, int64_t dim,
+                                           DLTensor *output) {
     NLL_BEGIN("nll_log_softmax_forward");
     nll_softmax_problem p;
     if ((status = require(&call, input, "input")) || (status = require(&call, output, "output")) ||
@@ -52,8 +62,9 @@ nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int6
     return run_softmax(&call, &p, 0);
 }
 
-nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_output,
-                                    const DLTensor *output, int64_t dim, DLTensor *grad_input) {
+static nll_status log_softmax_backward_body(nll_context *ctx, const DLTensor *grad_output,
+                                            const DLTensor *output, int64_t dim,
+                                            DLTensor *grad_input) {
     NLL_BEGIN("nll_log_softmax_backward");
     nll_softmax_problem p;
     if ((status = require(&call, grad_output, "grad_output")) ||
@@ -64,8 +75,9 @@ nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_outpu
     return run_softmax(&call, &p, 1);
 }
 
-nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTensor *target,
-                            const nll_options *options, DLTensor *loss, DLTensor *total_weight) {
+static nll_status loss_forward_body(nll_context *ctx, const DLTensor *input, const DLTensor *target,
+                                    const nll_options *options, DLTensor *loss,
+                                    DLTensor *total_weight) {
     NLL_BEGIN("nll_loss_forward");
     nll_loss_problem p;
     if ((status = require(&call, loss, "loss")) ||
@@ -75,9 +87,9 @@ nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTen
     return run_loss(&call, &p, 1, 0);
 }
 
-nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const DLTensor *input,
-                             const DLTensor *target, const nll_options *options,
-                             DLTensor *grad_input) {
+static nll_status loss_backward_body(nll_context *ctx, const DLTensor *grad_loss,
+                                     const DLTensor *input, const DLTensor *target,
+                                     const nll_options *options, DLTensor *grad_input) {
     NLL_BEGIN("nll_loss_backward");
     nll_loss_problem p;
     if ((status = require(&call, grad_input, "grad_input")) ||
@@ -87,9 +99,9 @@ nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const 
     return run_loss(&call, &p, 0, 1);
 }
 
-nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
-                                     const DLTensor *target, const nll_options *options,
-                                     DLTensor *loss) {
+static nll_status cross_entropy_forward_body(nll_context *ctx, const DLTensor *input,
+                                             const DLTensor *target, const nll_options *options,
+                                             DLTensor *loss) {
     NLL_BEGIN("nll_cross_entropy_forward");
     nll_loss_problem p;
     if ((status = require(&call, loss, "loss")) ||
@@ -99,9 +111,9 @@ nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
     return run_loss(&call, &p, 1, 0);
 }
 
-nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_loss,
-                                      const DLTensor *input, const DLTensor *target,
-                                      const nll_options *options, DLTensor *grad_input) {
+static nll_status cross_entropy_backward_body(nll_context *ctx, const DLTensor *grad_loss,
+                                              const DLTensor *input, const DLTensor *target,
+                                              const nll_options *options, DLTensor *grad_input) {
     NLL_BEGIN("nll_cross_entropy_backward");
     nll_loss_problem p;
     if ((status = require(&call, grad_input, "grad_input")) ||
@@ -111,9 +123,9 @@ nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_los
     return run_loss(&call, &p, 0, 1);
 }
 
-nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
-                                   const DLTensor *target, const nll_options *options,
-                                   DLTensor *loss, DLTensor *grad_input) {
+static nll_status cross_entropy_fused_body(nll_context *ctx, const DLTensor *input,
+                                           const DLTensor *target, const nll_options *options,
+                                           DLTensor *loss, DLTensor *grad_input) {
     NLL_BEGIN("nll_cross_entropy_fused");
     nll_loss_problem p;
     if ((status = require(&call, loss, "loss")) ||
@@ -122,4 +134,45 @@ nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
                                     NULL, NULL, grad_input, &p)))
         return status;
     return run_loss(&call, &p, 1, 1);
+}
+
+/* ---- the public entry points ---------------------------------------------------------- */
+
+nll_status nll_log_softmax_forward(nll_context *ctx, const DLTensor *input, int64_t dim,
+                                   DLTensor *output) {
+    NLL_ENTRY(log_softmax_forward_body(ctx, input, dim, output));
+}
+
+nll_status nll_log_softmax_backward(nll_context *ctx, const DLTensor *grad_output,
+                                    const DLTensor *output, int64_t dim, DLTensor *grad_input) {
+    NLL_ENTRY(log_softmax_backward_body(ctx, grad_output, output, dim, grad_input));
+}
+
+nll_status nll_loss_forward(nll_context *ctx, const DLTensor *input, const DLTensor *target,
+                            const nll_options *options, DLTensor *loss, DLTensor *total_weight) {
+    NLL_ENTRY(loss_forward_body(ctx, input, target, options, loss, total_weight));
+}
+
+nll_status nll_loss_backward(nll_context *ctx, const DLTensor *grad_loss, const DLTensor *input,
+                             const DLTensor *target, const nll_options *options,
+                             DLTensor *grad_input) {
+    NLL_ENTRY(loss_backward_body(ctx, grad_loss, input, target, options, grad_input));
+}
+
+nll_status nll_cross_entropy_forward(nll_context *ctx, const DLTensor *input,
+                                     const DLTensor *target, const nll_options *options,
+                                     DLTensor *loss) {
+    NLL_ENTRY(cross_entropy_forward_body(ctx, input, target, options, loss));
+}
+
+nll_status nll_cross_entropy_backward(nll_context *ctx, const DLTensor *grad_loss,
+                                      const DLTensor *input, const DLTensor *target,
+                                      const nll_options *options, DLTensor *grad_input) {
+    NLL_ENTRY(cross_entropy_backward_body(ctx, grad_loss, input, target, options, grad_input));
+}
+
+nll_status nll_cross_entropy_fused(nll_context *ctx, const DLTensor *input,
+                                   const DLTensor *target, const nll_options *options,
+                                   DLTensor *loss, DLTensor *grad_input) {
+    NLL_ENTRY(cross_entropy_fused_body(ctx, input, target, options, loss, grad_input));
 }
