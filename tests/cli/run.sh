@@ -950,6 +950,7 @@ with zipfile.ZipFile("ev/badmember.npz", "w") as z:
     z.writestr(evil + ".npy", b"not a tensor")
 # DEL, a C1 control (U+009B, an 8-bit CSI), bytes that are not UTF-8; and UTF-8 text kept.
 open(b"ev/mixed\x7f\xc2\x9b\xff\xfe-\xc3\xa9t\xc3\xa9.npy", "wb").write(b"junk")
+np.save(b"ev/okmixed\x7f\xc2\x9b\xff.npy".decode("utf-8", "surrogateescape"), np.arange(3))
 PYEOF
 MIXED=$'ev/mixed\x7f\xc2\x9b\xff\xfe-\xc3\xa9t\xc3\xa9.npy'
 CP437_SHOWN=$'\u2190]0;pwned\u2022\u2190[2J'
@@ -977,26 +978,32 @@ for c in "${cases[@]}"; do
     shown=${shown//"$EVIL"/<evil>}
     shown=${shown//|/ }
     [ "$RC" -eq 2 ] || bad "'$shown': exit $RC, expected 2"
-    why=$(clean stderr) || bad "'$shown': $why"
+    why=$(clean stderr 2>&1) || bad "'$shown': $why"
     grep -qF -- "$want" stderr || bad "'$shown': stderr lacks the name shown as '$want': $(head -c 300 stderr | od -c | head -3 | tr -s ' \n' ' ')"
 done
 [ -e ev/out.npy ] && bad "convert wrote ev/out.npy"
 run check --target "$MIXED"
 [ "$RC" -eq 2 ] || bad "mixed name: exit $RC"
-why=$(clean stderr) || bad "mixed name: $why"
+why=$(clean stderr 2>&1) || bad "mixed name: $why"
 grep -qF 'ev/mixed\x7f\xc2\x9b\xff\xfe-été.npy' stderr || bad "mixed name: stderr '$(head -c 300 stderr)'"
 end
 
 begin "nll check quotes a hostile target name escaped in its report, and --json keeps it exactly"
 run check --target "ev/ok$EVIL.npy"
 expect_rc 0
-why=$(clean stdout stderr) || bad "$why"
+why=$(clean stdout stderr 2>&1) || bad "$why"
 grep -qF -- "ev/ok$EVIL_SHOWN.npy" stdout || bad "stdout lacks the escaped name"
 run check --target "ev/ok$EVIL.npy" --json
 expect_rc 0
-why=$(clean --json stdout) || bad "--json: $why"
+why=$(clean --json stdout 2>&1) || bad "--json: $why"
 "$PY" -c 'import json, sys; sys.exit(0 if json.load(open("stdout"))["target"]["file"] == sys.argv[1] else 1)' \
     "ev/ok$EVIL.npy" || bad "--json: the file name does not decode to the name"
+# DEL and C1 as \u escapes; a byte that is not UTF-8 as the text \xff (JSON is UTF-8).
+run check --target $'ev/okmixed\x7f\xc2\x9b\xff.npy' --json
+expect_rc 0
+why=$(clean --json stdout 2>&1) || bad "--json, DEL/C1/invalid UTF-8: $why"
+"$PY" -c 'import json, sys; sys.exit(0 if json.load(open("stdout"))["target"]["file"] == "ev/okmixed\x7f\x9b\\xff.npy" else 1)' ||
+    bad "--json: the name with DEL, C1 and an invalid byte does not decode as expected"
 end
 
 # A member that inflates to more memory than the process may have: refused before allocating.
