@@ -49,7 +49,7 @@ static inline __m256 keep_avx2(__m256 v, int64_t n) {
 #define NLL_VILOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define NLL_VSELECT_EQ(idx, c, a, b)                                                           \
     _mm256_blendv_ps(b, a, _mm256_castsi256_ps(_mm256_cmpeq_epi32(idx, _mm256_set1_epi32(c))))
-#define NLL_VTARGETS(p, ignore, classes) targets8(p, ignore, classes)
+#define NLL_VTARGETS(p, ignore) targets8(p, ignore)
 #define NLL_VTRANSPOSE(rows) transpose8(rows)
 #define NLL_VD nll_vd
 #define NLL_VD_ZERO vd_zero()
@@ -75,24 +75,15 @@ static inline void transpose8(__m256 *rows) {
     }
 }
 
-/* 8 int64 class indices (char *p) as int32 lanes, -1 where ignored or outside [0, classes)
- * (a target changed since validation selects no class) */
-static inline __m256i targets8(const char *p, int64_t ignore, int64_t classes) {
-    const __m256i skip = _mm256_set1_epi64x(ignore), limit = _mm256_set1_epi64x(classes);
-    const __m256i minus_one = _mm256_set1_epi64x(-1);
+/* 8 int64 class indices (char *p) as int32 lanes, -1 where ignored */
+static inline __m256i targets8(const char *p, int64_t ignore) {
+    const __m256i skip = _mm256_set1_epi64x(ignore);
     const __m256i low = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
     __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
-    /* in range: t > -1 and classes > t (signed: AVX2 has no unsigned 64-bit compare) */
-    const __m256i lo_in = _mm256_and_si256(_mm256_cmpgt_epi64(lo, minus_one),
-                                           _mm256_cmpgt_epi64(limit, lo));
-    const __m256i hi_in = _mm256_and_si256(_mm256_cmpgt_epi64(hi, minus_one),
-                                           _mm256_cmpgt_epi64(limit, hi));
-    /* an ignored or out-of-range index becomes -1 in both halves, so its low half is -1 */
-    lo = _mm256_or_si256(lo, _mm256_or_si256(_mm256_cmpeq_epi64(lo, skip),
-                                             _mm256_xor_si256(lo_in, minus_one)));
-    hi = _mm256_or_si256(hi, _mm256_or_si256(_mm256_cmpeq_epi64(hi, skip),
-                                             _mm256_xor_si256(hi_in, minus_one)));
+    /* an ignored index becomes -1 in both halves, so its low half is -1 */
+    lo = _mm256_or_si256(lo, _mm256_cmpeq_epi64(lo, skip));
+    hi = _mm256_or_si256(hi, _mm256_cmpeq_epi64(hi, skip));
     return _mm256_blend_epi32(_mm256_permutevar8x32_epi32(lo, low),
                               _mm256_permutevar8x32_epi32(hi, low), 0xF0);
 }

@@ -34,7 +34,7 @@ static inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1u
 #define NLL_VILOAD(p) _mm512_loadu_si512(p)
 #define NLL_VSELECT_EQ(idx, c, a, b)                                                           \
     _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(c)), b, a)
-#define NLL_VTARGETS(p, ignore, classes) targets16(p, ignore, classes)
+#define NLL_VTARGETS(p, ignore) targets16(p, ignore)
 #define NLL_VTRANSPOSE(rows) transpose16(rows)
 #define NLL_VD nll_vd
 #define NLL_VD_ZERO vd_zero()
@@ -71,16 +71,12 @@ static inline void transpose16(__m512 *rows) {
         rows[i] = t[i];
 }
 
-/* 16 int64 class indices (char *p) as int32 lanes, -1 where ignored or outside [0, classes)
- * (one unsigned comparison: a target changed since validation selects no class) */
-static inline __m512i targets16(const char *p, int64_t ignore, int64_t classes) {
+/* 16 int64 class indices (char *p) as int32 lanes, -1 where ignored */
+static inline __m512i targets16(const char *p, int64_t ignore) {
     const __m512i lo = _mm512_loadu_si512(p), hi = _mm512_loadu_si512(p + 64);
-    const __m512i skip = _mm512_set1_epi64(ignore), limit = _mm512_set1_epi64(classes);
-    const __mmask16 ignored =
-        (__mmask16)(_mm512_cmpeq_epi64_mask(lo, skip) | _mm512_cmpge_epu64_mask(lo, limit) |
-                    (unsigned)(_mm512_cmpeq_epi64_mask(hi, skip) |
-                               _mm512_cmpge_epu64_mask(hi, limit))
-                        << 8);
+    const __m512i skip = _mm512_set1_epi64(ignore);
+    const __mmask16 ignored = (__mmask16)(_mm512_cmpeq_epi64_mask(lo, skip) |
+                                          (unsigned)_mm512_cmpeq_epi64_mask(hi, skip) << 8);
     const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)),
                                             _mm512_cvtepi64_epi32(hi), 1);
     return _mm512_mask_mov_epi32(both, ignored, _mm512_set1_epi32(-1));

@@ -211,9 +211,10 @@ static void FN(row_log_softmax_backward)(const char *y, int64_t y_offset, int64_
 
 /* Whether class index t, as read now, is one to use: not ignore_index and in [0, classes).
  * Validation saw every target in range, so for unchanging inputs this is t != ignore_index;
- * one unsigned comparison more keeps a target changed since then from becoming an address. */
+ * one unsigned comparison more keeps a target changed since then from becoming an address.
+ * `&`, not `&&`: no branch. */
 static inline int FN(class_in_range)(const nll_loss_problem *p, int64_t t) {
-    return t != p->ignore_index && (uint64_t)t < (uint64_t)p->classes;
+    return (t != p->ignore_index) & ((uint64_t)t < (uint64_t)p->classes);
 }
 
 /* Sum of w[t] over non-ignored samples (their count without weight): the MEAN denominator. */
@@ -225,7 +226,7 @@ static double FN(class_weight_total)(const nll_loss_problem *p) {
         for (int64_t i = 0; i < p->samples; i++) {
             int64_t t;
             memcpy(&t, p->target.data + i * step, sizeof t);
-            count += FN(class_in_range)(p, t);
+            count += t != p->ignore_index; /* no address: a changed target costs no check */
         }
         return (double)count;
     }
@@ -637,7 +638,10 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
  * vectors, and transposed block by block, so that lane r holds row r: the max, the
  * exponentials, the log and the loss are then plain vector operations over classes, with no
  * horizontal step and no branch per row; the gradient is transposed back. Targets become 32-bit
- * lanes (C is small), -1 when ignored or out of range (FN(class_in_range)). */
+ * lanes (-1 when ignored: C is small). They are only compared with the classes, never made
+ * into addresses, so a target changed since validation (truncated to 32 bits, or out of range)
+ * selects some class or none: unspecified results, but nothing outside the tensors is touched,
+ * and no comparison more is paid here. */
 #define NLL_SMALL_VECTORS 2
 
 static int FN(small_rows_apply)(const nll_loss_problem *p) {
@@ -686,13 +690,13 @@ static inline void FN(small_rows_of)(const FN(loss_job) *job, int64_t begin, int
                 for (int k = 0; k < vectors; k++)
                     v[k * NLL_VLEN + r] = FN(small_load)(p->input.data + (group + r) * x_step,
                                                          k * NLL_VLEN, classes);
-            t = NLL_VTARGETS(p->target.data + group * t_step, p->ignore_index, classes);
+            t = NLL_VTARGETS(p->target.data + group * t_step, p->ignore_index);
         } else {
             int32_t target[NLL_VLEN];
             for (int64_t r = 0; r < NLL_VLEN; r++) {
                 const int64_t i = r < rows ? p->load_index(p->target.data + (group + r) * t_step)
                                            : p->ignore_index;
-                target[r] = FN(class_in_range)(p, i) ? (int32_t)i : -1;
+                target[r] = i == p->ignore_index ? -1 : (int32_t)i;
                 for (int k = 0; k < vectors; k++)
                     v[k * NLL_VLEN + r] =
                         r < rows ? FN(small_load)(p->input.data + (group + r) * x_step,

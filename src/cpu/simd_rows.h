@@ -22,8 +22,7 @@
  * and, for the short-row kernel of ref_body.h (NLL_VLEN rows at a time, one per lane),
  *   NLL_VDIV, NLL_VTRANSPOSE(NLL_V rows[NLL_VLEN])   a division; an in-place lane transpose
  *   NLL_VI, NLL_VILOAD(int32_t *)      int32 lanes (class indices)
- *   NLL_VTARGETS(p, ignore, classes)   NLL_VLEN contiguous int64 targets as int32 lanes, -1
- *                                      where ignored or outside [0, classes)
+ *   NLL_VTARGETS(p, ignore)            NLL_VLEN contiguous int64 targets, -1 where ignored
  *   NLL_VSELECT_EQ(idx, c, a, b)       a in the lanes where idx == c, b elsewhere
  *   NLL_VD, NLL_VD_ZERO, NLL_VD_ADD(acc, v), NLL_VD_SUM(acc)   float lanes summed in float64
  * Rows are walked in blocks small enough for L1, so the second sweep of a block (and of a row
