@@ -154,8 +154,16 @@ def check(target: Any, num_classes: Optional[int] = None, input: Any = None, *,
     imbalance_ratio: warn when the most frequent class is this many times the rarest seen.
 
     Returns a Report (report.ok, report.findings, str(report)). Never raises for bad data:
-    everything wrong is a finding.
+    everything wrong is a finding. An option of the wrong type (ignore_index=1.5) raises
+    nll.ArgumentTypeError, a TypeError.
     """
+    from .functional import _float_option, _int_option
+    ignore_index = _int_option(ignore_index, "ignore_index", "check")
+    if num_classes is not None:
+        num_classes = _int_option(num_classes, "num_classes", "check",
+                                  "NLL_ERROR_INVALID_FLAGS")
+    imbalance_ratio = _float_option(imbalance_ratio, "imbalance_ratio", "check",
+                                    "NLL_ERROR_INVALID_FLAGS")
     r = Report()
     t = _to_numpy(target)
     r.target_shape = tuple(int(n) for n in t.shape)

@@ -108,3 +108,11 @@ def test_probability_target_that_requires_grad_is_not_silently_dropped():
     for fn in (nll.cross_entropy, nll.nll_loss):
         with pytest.raises(NotImplementedError, match="gradients with respect to weight"):
             fn(x, t, w)
+
+
+def test_check_options_of_the_wrong_type():
+    labels = np.array([0, 1, 2])
+    for kw in (dict(ignore_index=1.5), dict(ignore_index="255"), dict(num_classes=3.0),
+               dict(imbalance_ratio="10")):
+        _type_error(nll.check, labels, **kw)
+    assert nll.check(labels, num_classes=np.int64(3), ignore_index=np.int32(-100)).ok
