@@ -15,6 +15,8 @@ import operator
 import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
+import numpy as np
+
 from . import _capi
 from ._dlpack import Borrowed, Maker, borrow, is_jax, is_torch
 from .errors import ArgumentTypeError, ContextBusyError, InplaceError, from_detail, make_error
@@ -198,7 +200,7 @@ def _int_option(value: Any, name: str, where: str, status: Optional[str] = None)
     or a float, in int64's range."""
     status = status or ("NLL_ERROR_IGNORE_INDEX" if name == "ignore_index"
                         else "NLL_ERROR_INVALID_DIM")
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or isinstance(value, np.bool_):
         out = None
     else:
         try:
@@ -229,7 +231,7 @@ def _float_option(value: Any, name: str, where: str, status: str) -> float:
 
 def _bool_option(value: Any, name: str, where: str) -> bool:
     """True or False (or a numpy bool): a string such as "False" is truthy."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or isinstance(value, np.bool_):
         return bool(value)
     raise _wrong_type(where, name, value, "a bool", "NLL_ERROR_INVALID_FLAGS")
 

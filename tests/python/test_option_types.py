@@ -20,6 +20,7 @@ WRONG_OPTIONS = [
     (dict(label_smoothing=0.1j), "NLL_ERROR_LABEL_SMOOTHING", "not complex"),
     (dict(ignore_index=1.0), "NLL_ERROR_IGNORE_INDEX", "ignore_index must be an int, not float"),
     (dict(ignore_index=True), "NLL_ERROR_IGNORE_INDEX", "not bool"),
+    (dict(ignore_index=np.True_), "NLL_ERROR_IGNORE_INDEX", "not bool"),
     (dict(ignore_index="1"), "NLL_ERROR_IGNORE_INDEX", "not str"),
     (dict(reduction=3), "NLL_ERROR_INVALID_REDUCTION",
      "reduction must be 'none', 'mean' or 'sum', not int"),
