@@ -24,7 +24,7 @@
 #include "check.h"
 
 #define POISON 0xA5
-#define LONG_CALLS 8 /* each one long enough for the poll thread to be turned away many times */
+#define LONG_CALLS 4 /* each one long enough for the poll thread to be turned away many times */
 
 typedef struct side {
     tt *input, *target, *loss, *grad; /* grad NULL: a forward call */
@@ -188,7 +188,7 @@ int main(void) {
 
     shared sh;
     memset(&sh, 0, sizeof sh);
-    sh.big = make_side(small ? 256 : 1024, 1024, 1);
+    sh.big = make_side(small ? 256 : 512, 1024, 1);
     sh.small = make_side(8, 10, 0);
     compute_wanted(&sh.big);
     compute_wanted(&sh.small);
