@@ -480,6 +480,15 @@ static nll_status check_class_target_shape(const nll_call *call, nll_loss_op op,
                         : "");
 }
 
+/* A dimension of size 1 (or 0) never moves a walk, so its stride, which no extent check
+ * bounds, may be anything: kernels that scale the walk's strides (stride * item size) get 0. */
+static void zero_unmoving_strides(nll_iter *it) {
+    for (int d = 0; d < it->ndim; d++)
+        if (it->shape[d] <= 1)
+            for (int s = 0; s < NLL_ITER_SLOTS; s++)
+                it->strides[s][d] = 0;
+}
+
 nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTensor *input,
                              const DLTensor *target, const nll_options *options,
                              const DLTensor *loss, const DLTensor *total_weight,
@@ -680,6 +689,7 @@ nll_status nll_validate_loss(const nll_call *call, nll_loss_op op, const DLTenso
             nll_iter_slot(it, NLL_SLOT_GRAD_LOSS, &p->grad_loss, -1);
     }
     nll_iter_slot(it, NLL_SLOT_GRAD, &p->grad, p->class_axis);
+    zero_unmoving_strides(it);
     p->class_stride[NLL_SLOT_INPUT] = in->strides[p->class_axis];
     if (p->probability)
         p->class_stride[NLL_SLOT_TARGET] = tg->strides[p->class_axis];
@@ -764,5 +774,6 @@ nll_status nll_validate_softmax(const nll_call *call, const DLTensor *input,
         if (slots[s]->present)
             p->class_stride[s] = slots[s]->strides[p->axis];
     }
+    zero_unmoving_strides(&p->rows_iter);
     return NLL_OK;
 }
