@@ -337,9 +337,9 @@ int main(void) {
         if (small)
             race(ctx, &configs[i], 2, 20, 3);
         else if (configs[i].classes > 10000)
-            race(ctx, &configs[i], 10, 600, 60);
+            race(ctx, &configs[i], 5, 200, 30);
         else
-            race(ctx, &configs[i], 50, 5000, 200);
+            race(ctx, &configs[i], 30, 1000, 150);
     nll_context_destroy(ctx);
     return check_finish("test_toctou");
 #endif
