@@ -591,6 +591,33 @@ NLL_ROW_STEP void FN(class_gradient)(const FN(loss_job) *job, const int64_t *at,
                            weight ? weight + first * w_stride * item : NULL, w_stride, &terms);
 }
 
+#ifdef NLL_FAST_FUSED
+/* The gradient of a class-index sample whose exponentials belong in scratch, when its
+ * allocation failed: each block's are computed again into an L1 block of stack by the
+ * statistics sweep's own function (the same shift, the same values) and rescaled as
+ * FN(class_gradient) rescales them, so the bits do not depend on whether the malloc succeeded.
+ * A gradient that replaces the logits is the same tensor (validation), and each block is read
+ * before it is written. */
+static void FN(class_gradient_recomputed)(const FN(loss_job) *job, const int64_t *at,
+                                          const FN(class_row) *r) {
+    const nll_loss_problem *p = job->p;
+    const int64_t item = (int64_t)sizeof(NLL_T);
+    float kept[NLL_ROW_BLOCK];
+    char *row = p->grad.data + at[NLL_SLOT_GRAD] * item;
+    const int stream = job->stream_gradient && (uintptr_t)row % sizeof(NLL_T) == 0;
+    for (int64_t start = 0; start < p->classes; start += NLL_ROW_BLOCK) {
+        const int64_t n = p->classes - start < NLL_ROW_BLOCK ? p->classes - start : NLL_ROW_BLOCK;
+        NLL_A shift;
+        double sum;
+        FN(block_stats)(p->input.data, at[NLL_SLOT_INPUT] + start, 1, n, kept, &shift, &sum);
+        FN(gradient_terms) terms = r->terms;
+        terms.target = terms.target >= start && terms.target < start + n ? terms.target - start
+                                                                         : -1;
+        FN(fast_row_gradient_kept)(kept, row + start * item, n, &shift, &terms, r->x_t, stream);
+    }
+}
+#endif
+
 /* Where a class-index sample keeps its exponentials, if it does: scratch, or its gradient row */
 NLL_ROW_STEP float *FN(kept_row)(const FN(loss_job) *job, const int64_t *at, int keep_exp,
                                  float *scratch) {
@@ -601,9 +628,10 @@ NLL_ROW_STEP float *FN(kept_row)(const FN(loss_job) *job, const int64_t *at, int
                                        at[NLL_SLOT_GRAD] * (int64_t)sizeof(NLL_T));
 }
 
+/* recompute_kept: keep_exp is 0 because the scratch for it could not be allocated */
 static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
-                                    int keep_exp, float *scratch, double *nll_sum,
-                                    double *smooth_sum) {
+                                    int keep_exp, float *scratch, int recompute_kept,
+                                    double *nll_sum, double *smooth_sum) {
     const nll_loss_problem *p = job->p;
     const int64_t *at = it->offset;
     FN(class_row) r;
@@ -628,6 +656,14 @@ static void FN(cross_entropy_class)(const FN(loss_job) *job, const nll_iter *it,
                                         p->weight.present ? p->weight.strides[0] : 0, r.max,
                                         r.log_sum);
     FN(class_finish)(job, at, &r, smooth, nll_sum, smooth_sum);
+#ifdef NLL_FAST_FUSED
+    if (recompute_kept) {
+        FN(class_gradient_recomputed)(job, at, &r);
+        return;
+    }
+#else
+    (void)recompute_kept;
+#endif
     if (job->want_grad)
         FN(class_gradient)(job, at, &r, 0, p->classes, kept, block_shift);
 }
@@ -797,13 +833,15 @@ static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
         return;
     }
 #endif
-    int keep_exp = 0;      /* keep each row's exponentials for its gradient */
-    float *scratch = NULL; /* a float32 row for them, where the gradient row cannot hold them */
+    int keep_exp = 0;       /* keep each row's exponentials for its gradient */
+    float *scratch = NULL;  /* a float32 row for them, where the gradient row cannot hold them */
+    int recompute_kept = 0; /* no scratch for them: each block's are computed again */
 #ifdef NLL_FAST_FUSED
     keep_exp = FN(keeps_exp)(job);
     if (keep_exp && FN(keeps_exp_in_scratch)(job)) {
         scratch = malloc((size_t)p->classes * sizeof(float));
-        keep_exp = scratch != NULL; /* without it, only the second exp per element is paid */
+        recompute_kept = scratch == NULL; /* a second exp per element, the same bits */
+        keep_exp = !recompute_kept;
     }
 #endif
     for (int64_t b = first; b < end; b++) {
@@ -816,7 +854,8 @@ static void FN(cross_entropy_blocks)(void *arg, int64_t first, int64_t end) {
             if (p->probability)
                 total += FN(cross_entropy_probability)(job, &it);
             else
-                FN(cross_entropy_class)(job, &it, keep_exp, scratch, &total, &smooth);
+                FN(cross_entropy_class)(job, &it, keep_exp, scratch, recompute_kept, &total,
+                                       &smooth);
         }
         job->loss_partial[b] = total;
         job->weight_partial[b] = smooth;
