@@ -195,6 +195,13 @@ static void FN(row_softmax_backward_apply)(const char *y, int64_t y_offset, int6
                       NLL_EXP(FN(load)(y, y_offset + c * y_stride)) * sum);
 }
 
+#ifndef NLL_ONE_NAN_DEFINED
+#define NLL_ONE_NAN_DEFINED
+/* A NaN sum as one NaN: which operand's payload (and sign) an addition of two NaNs keeps is up
+ * to the compiler's operand order, which differs between the whole-row and split-row folds. */
+static inline double nll_one_nan(double sum) { return sum != sum ? NAN : sum; }
+#endif
+
 /* grad_input = grad_output - exp(output) * sum(grad_output) along one row */
 static void FN(row_log_softmax_backward)(const char *y, int64_t y_offset, int64_t y_stride,
                                          const char *g, int64_t g_offset, int64_t g_stride,
@@ -206,7 +213,7 @@ static void FN(row_log_softmax_backward)(const char *y, int64_t y_offset, int64_
         sum += FN(block_sum)(g, g_offset + start * g_stride, g_stride,
                              classes - start < block ? classes - start : block);
     FN(row_softmax_backward_apply)(y, y_offset, y_stride, g, g_offset, g_stride, d, d_offset,
-                                   d_stride, classes, (NLL_A)sum);
+                                   d_stride, classes, (NLL_A)nll_one_nan(sum));
 }
 
 /* Whether class index t, as read now, is one to use: not ignore_index and in [0, classes).
@@ -1016,7 +1023,7 @@ static void FN(split_merge)(void *arg, int phase) {
             if (!s->softmax->backward)
                 FN(split_fold)(s, r, &row->c);
             else
-                row->sum = (NLL_A)FN(split_sum)(s, s->block_sum, r, s->blocks);
+                row->sum = (NLL_A)nll_one_nan(FN(split_sum)(s, s->block_sum, r, s->blocks));
             continue;
         }
         FN(loss_job) *job = s->loss;
