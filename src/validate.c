@@ -230,6 +230,16 @@ static nll_whole_scan scan_whole(const nll_view *target) {
     return scan;
 }
 
+/* The fixes of a floating class-index target, in the CPU's messages and the GPU's alike */
+#define NLL_FLOAT_TARGET_FIX                                                                   \
+    "convert the target to int64 (.long() in PyTorch, .astype(np.int64) in NumPy), or pass "   \
+    "NLL_ALLOW_FLOAT_TARGETS to accept whole-number floats"
+
+static const char *probability_target_fix(nll_loss_op op) {
+    return op == NLL_OP_NLL ? "use cross_entropy with a target of the input's exact shape"
+                            : "the target must have the input's exact shape";
+}
+
 nll_status nll_report_float_target(const nll_call *call, nll_loss_op op, const nll_view *target,
                                    const nll_view *input, unsigned flags,
                                    const nll_whole_scan *found) {
@@ -253,9 +263,7 @@ nll_status nll_report_float_target(const nll_call *call, nll_loss_op op, const n
             snprintf(range, sizeof range, " (min %.0f, max %.0f)", scan.min, scan.max);
         return nll_fail(call, NLL_ERROR_FLOAT_TARGET, "target",
                         "target has dtype %s, but class indices must be integers; all %" PRId64
-                        " values are whole numbers%s: convert the target to int64 (.long() in "
-                        "PyTorch, .astype(np.int64) in NumPy), or pass NLL_ALLOW_FLOAT_TARGETS "
-                        "to accept whole-number floats",
+                        " values are whole numbers%s: " NLL_FLOAT_TARGET_FIX,
                         nll_dtype_name(target->dtype), target->numel, range);
     }
     nll_format_shape(shape, sizeof shape, input->shape, input->ndim);
@@ -266,10 +274,7 @@ nll_status nll_report_float_target(const nll_call *call, nll_loss_op op, const n
              nll_dtype_name(target->dtype),
              nll_format_position(where, sizeof where, target, scan.first_bad, NULL),
              scan.first_value, isfinite(scan.first_value) ? "a whole number" : "finite",
-             scan.bad_count, target->numel,
-             op == NLL_OP_NLL ? "use cross_entropy with a target of the input's exact shape"
-                              : "the target must have the input's exact shape",
-             shape);
+             scan.bad_count, target->numel, probability_target_fix(op), shape);
     nll_fail_position(call, target, scan.first_bad, scan.first_value, scan.bad_count);
     return NLL_ERROR_FLOAT_TARGET;
 }
@@ -283,14 +288,9 @@ static nll_status report_device_float_target(const nll_call *call, nll_loss_op o
     nll_format_shape(shape, sizeof shape, input->shape, input->ndim);
     return nll_fail(call, NLL_ERROR_FLOAT_TARGET, "target",
                     "target has dtype %s, but class indices must be integers (the values, on "
-                    "the GPU, are not read for this check): convert the target to int64 "
-                    "(.long() in PyTorch, .astype(np.int64) in NumPy), or pass "
-                    "NLL_ALLOW_FLOAT_TARGETS to accept whole-number floats; if they are class "
-                    "probabilities, %s %s",
-                    nll_dtype_name(target->dtype),
-                    op == NLL_OP_NLL ? "use cross_entropy with a target of the input's exact shape"
-                                     : "the target must have the input's exact shape",
-                    shape);
+                    "the GPU, are not read for this check): " NLL_FLOAT_TARGET_FIX
+                    "; if they are class probabilities, %s %s",
+                    nll_dtype_name(target->dtype), probability_target_fix(op), shape);
 }
 
 /* A class index as stored. uint64 values above INT64_MAX and floating values outside int64
